@@ -15,6 +15,67 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overrides(pairs: list[str]) -> dict:
+    """``key.sub=value`` pairs from --set, values parsed as YAML scalars."""
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"gspo-repro: --set expects key=value, got {pair!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _config(args: argparse.Namespace):
+    from gspo_repro.config import load_config
+
+    try:
+        return load_config(args.config, _overrides(args.set))
+    except ValueError as e:
+        raise SystemExit(f"gspo-repro: {e}") from None
+
+
+def _sft(args: argparse.Namespace) -> int:
+    from gspo_repro.train.sft import run_sft
+
+    ckpt = run_sft(_config(args), args.out, progress=not args.no_progress)
+    print(f"sft: checkpoint written to {ckpt}")
+    return 0
+
+
+def _eval_synthetic(args: argparse.Namespace) -> int:
+    from gspo_repro.eval.synthetic import evaluate
+    from gspo_repro.io import atomic_write_json
+    from gspo_repro.models.checkpoint import load_checkpoint
+    from gspo_repro.tasks import make_split
+
+    cfg = _config(args)
+    try:
+        model, tokenizer = load_checkpoint(args.ckpt)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"gspo-repro: cannot load checkpoint {args.ckpt}: {e}") from None
+    ev = cfg.eval
+    report = {}
+    for family in args.families:
+        tasks = make_split(family, "eval", ev.n_problems, seed=cfg.seed)
+        report[family] = evaluate(model, tokenizer, tasks, ev.samples, ev.temperature,
+                                  ev.max_new_tokens, cfg.seed, ev.batch_size)
+        summary = {k: v for k, v in report[family].items() if k != "per_sample"}
+        print(family, json.dumps(summary))
+    if args.out:
+        atomic_write_json(args.out, {"checkpoint": str(args.ckpt), "eval": cfg.to_dict()["eval"],
+                                     "families": report})
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config (defaults where absent)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config field, e.g. --set sft.steps=50")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every verb."""
     parser = argparse.ArgumentParser(prog="gspo-repro", description=__doc__)
@@ -23,6 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
                                      "fractions per objective")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_probe)
+
+    p = sub.add_parser("sft", help="cold-start SFT of the tiny Qwen3-MoE from random init")
+    _common(p)
+    p.add_argument("--out", required=True, help="run directory (checkpoint/, metrics.jsonl)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_sft)
+
+    p = sub.add_parser("eval-synthetic", help="sampled pass@1 on held-out synthetic tasks")
+    _common(p)
+    p.add_argument("--ckpt", required=True, help="HF checkpoint directory")
+    p.add_argument("--families", nargs="+", default=["math", "code", "rated"])
+    p.add_argument("--out", help="JSON report path")
+    p.set_defaults(func=_eval_synthetic)
     return parser
 
 

@@ -44,36 +44,36 @@ def _math(rng: random.Random, steps: int) -> Task:
         new = value + b if op == "+" else value - b if op == "-" else value * b
         if not 0 <= new <= 999:
             continue
-        lines.append(f"{value} {op} {b} = {new}")
-        expr.append(f"{op} {b}")
+        lines.append(f"{value}{op}{b}={new}")
+        expr.append(f"{op}{b}")
         value = new
-    prompt = f"Problem: Evaluate from left to right: {' '.join(expr)}\nSolution:\n"
+    prompt = f"Evaluate left to right: {''.join(expr)}\nSolution:\n"
     solution = "\n".join(lines) + f"\nThe answer is \\boxed{{{value}}}."
     return Task(_id("math", prompt), "math", prompt, str(value), steps, solution=solution)
 
 
 # (description, code line, function) per pipeline step; k is the step's constant.
 _MAPS: dict[str, tuple[str, str, Callable[[list[int], int], list[int]]]] = {
-    "add": ("add {k} to each number", "a=[x+{k} for x in a]", lambda a, k: [x + k for x in a]),
-    "sub": ("subtract {k} from each number", "a=[x-{k} for x in a]",
+    "add": ("add {k} to each", "a=[x+{k} for x in a]", lambda a, k: [x + k for x in a]),
+    "sub": ("subtract {k} from each", "a=[x-{k} for x in a]",
             lambda a, k: [x - k for x in a]),
-    "mul": ("multiply each number by {k}", "a=[x*{k} for x in a]",
+    "mul": ("multiply each by {k}", "a=[x*{k} for x in a]",
             lambda a, k: [x * k for x in a]),
-    "gt": ("keep the numbers greater than {k}", "a=[x for x in a if x>{k}]",
+    "gt": ("keep those above {k}", "a=[x for x in a if x>{k}]",
            lambda a, k: [x for x in a if x > k]),
-    "lt": ("keep the numbers less than {k}", "a=[x for x in a if x<{k}]",
+    "lt": ("keep those below {k}", "a=[x for x in a if x<{k}]",
            lambda a, k: [x for x in a if x < k]),
-    "even": ("keep the even numbers", "a=[x for x in a if x%2==0]",
+    "even": ("keep the even ones", "a=[x for x in a if x%2==0]",
              lambda a, k: [x for x in a if x % 2 == 0]),
-    "odd": ("keep the odd numbers", "a=[x for x in a if x%2==1]",
+    "odd": ("keep the odd ones", "a=[x for x in a if x%2==1]",
             lambda a, k: [x for x in a if x % 2 == 1]),
 }
 _FINALS: dict[str, tuple[str, str, Callable[[list[int]], str]]] = {
     "sum": ("print their sum", "print(sum(a))", lambda a: str(sum(a))),
-    "count": ("print how many numbers remain", "print(len(a))", lambda a: str(len(a))),
-    "max": ("print the largest number, or 0 if none remain", "print(max(a,default=0))",
+    "count": ("print their count", "print(len(a))", lambda a: str(len(a))),
+    "max": ("print the largest (0 if none)", "print(max(a,default=0))",
             lambda a: str(max(a, default=0))),
-    "sorted": ("print the numbers in increasing order separated by spaces", "print(*sorted(a))",
+    "sorted": ("print them sorted", "print(*sorted(a))",
                lambda a: " ".join(map(str, sorted(a)))),
 }
 _CONST = {"add": (1, 9), "sub": (1, 9), "mul": (2, 5), "gt": (0, 20), "lt": (5, 30)}
@@ -85,8 +85,7 @@ def _program(rng: random.Random, steps: int, family: str, rating: int | None) ->
            for name in rng.choices(list(_MAPS), k=steps)]
     final = rng.choice(list(_FINALS))
     desc = ", then ".join(_MAPS[n][0].format(k=k) for n, k in ops)
-    prompt = (f"Problem: Read a line of integers. {desc[0].upper()}{desc[1:]}, then "
-              f"{_FINALS[final][0]}.\nWrite a Python program.\nSolution:\n")
+    prompt = f"Read a line of integers. {desc[0].upper()}{desc[1:]}, then {_FINALS[final][0]}.\n"
     code = "\n".join(["a=list(map(int,input().split()))",
                       *(_MAPS[n][1].format(k=k) for n, k in ops), _FINALS[final][1]])
     tests = []
@@ -116,7 +115,7 @@ def _make(family: str, rng: random.Random, difficulty: int) -> Task:
 
 
 # family -> inclusive range of steps drawn uniformly per problem
-FAMILIES: dict[str, tuple[int, int]] = {"math": (2, 8), "code": (1, 5), "rated": (1, 8)}
+FAMILIES: dict[str, tuple[int, int]] = {"math": (2, 6), "code": (1, 4), "rated": (1, 8)}
 
 
 def make_split(family: str, split: str, n: int, seed: int = 0,

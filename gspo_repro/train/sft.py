@@ -1,0 +1,116 @@
+"""Cold-start SFT: next-token loss on the worked solutions of the train split."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import random
+import time
+from pathlib import Path
+
+import torch
+import transformers
+from tqdm import tqdm
+
+from gspo_repro.config import Config
+from gspo_repro.io import MetricsLog, atomic_write_json
+from gspo_repro.models import build_tiny_model, tiny_config
+from gspo_repro.models.checkpoint import save_checkpoint
+from gspo_repro.models.tokenizer import build_tokenizer
+from gspo_repro.tasks import make_split
+
+IGNORE = -100
+
+
+def _encode(tokenizer, prompt: str, solution: str, max_len: int) -> tuple[list[int], list[int]]:
+    p = tokenizer(prompt)["input_ids"]
+    s = tokenizer(solution)["input_ids"] + [tokenizer.eos_token_id]
+    ids = (p + s)[:max_len]
+    labels = ([IGNORE] * len(p) + s)[:max_len]
+    return ids, labels
+
+
+def _batches(examples: list, batch_size: int, steps: int, rng: random.Random):
+    """``steps`` batches; examples of similar length are batched together to cut padding."""
+    order: list[int] = []
+    while len(order) < steps * batch_size:
+        epoch = list(range(len(examples)))
+        rng.shuffle(epoch)
+        order += epoch
+    batches = []
+    chunk = 32 * batch_size
+    for c in range(0, steps * batch_size, chunk):
+        part = sorted(order[c:c + chunk], key=lambda i: len(examples[i][0]))
+        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches[:steps]
+
+
+def _collate(examples, idx, pad_id: int):
+    width = max(len(examples[i][0]) for i in idx)
+    ids = torch.full((len(idx), width), pad_id)
+    labels = torch.full((len(idx), width), IGNORE)
+    attn = torch.zeros((len(idx), width), dtype=torch.long)
+    for r, i in enumerate(idx):
+        x, y = examples[i]
+        ids[r, :len(x)], labels[r, :len(y)], attn[r, :len(x)] = torch.tensor(x), torch.tensor(y), 1
+    return ids, labels, attn
+
+
+def _lr(step: int, cfg) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def run_sft(cfg: Config, out: str | Path, progress: bool = True) -> Path:
+    """Train the tiny model from random init; write checkpoint/, metrics.jsonl, run.json."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sft = cfg.sft
+    torch.manual_seed(cfg.seed)
+    tokenizer = build_tokenizer()
+    model = build_tiny_model(tiny_config(**dataclasses.asdict(cfg.model)), seed=cfg.seed)
+    model.config.output_router_logits = True  # the load-balancing loss keeps experts in use
+    model.train()
+
+    per_family = math.ceil(sft.steps * sft.batch_size / len(sft.families))
+    tasks = [t for f in sft.families for t in make_split(f, "train", per_family, seed=cfg.seed)]
+    max_len = cfg.model.max_position_embeddings
+    examples = [_encode(tokenizer, t.prompt, t.solution, max_len) for t in tasks]
+    batches = _batches(examples, sft.batch_size, sft.steps, random.Random(cfg.seed))
+
+    opt = torch.optim.AdamW(model.parameters(), lr=sft.lr, weight_decay=sft.weight_decay,
+                            betas=(0.9, 0.95))
+    log = MetricsLog(out / "metrics.jsonl")
+    log.path.unlink(missing_ok=True)
+    t0, tokens = time.time(), 0
+    bar = tqdm(range(sft.steps), desc="sft", disable=not progress, dynamic_ncols=True)
+    for step in bar:
+        ids, labels, attn = _collate(examples, batches[step], tokenizer.pad_token_id)
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, sft)
+        loss = model(ids, attention_mask=attn, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), sft.grad_clip)
+        opt.step()
+        tokens += int(attn.sum())
+        if step % sft.log_every == 0 or step == sft.steps - 1:
+            rec = {"step": step, "loss": loss.item(), "lr": opt.param_groups[0]["lr"],
+                   "grad_norm": grad_norm.item(), "tokens": tokens,
+                   "wall_s": round(time.time() - t0, 3)}
+            log.write(rec)
+            bar.set_postfix(loss=f"{rec['loss']:.3f}")
+    model.config.output_router_logits = False
+    save_checkpoint(model, tokenizer, out / "checkpoint")
+    atomic_write_json(out / "run.json", {
+        "stage": "sft", "config": cfg.to_dict(), "seed": cfg.seed,
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                     "python": platform.python_version()},
+        "ledger": {"steps": sft.steps, "sequences": sft.steps * sft.batch_size,
+                   "trained_tokens": tokens, "wall_s": round(time.time() - t0, 1)},
+    })
+    return out / "checkpoint"

