@@ -54,7 +54,7 @@ class SFTConfig:
 
     families: tuple[str, ...] = ("math", "code")
     """Task families whose worked solutions are trained on."""
-    steps: int = 1100
+    steps: int = 1000
     """Optimizer steps."""
     batch_size: int = 32
     """Sequences per step."""

@@ -1,6 +1,7 @@
 """Seeded synthetic task families that mirror the paper's three benchmarks.
 
-- ``math`` (AIME-like): a chain of +, -, * steps evaluated left to right; every intermediate and
+- ``math`` (AIME-like): a chain of +, - (1-digit) and * (by 2 or 3) steps from a 2-digit
+  start, evaluated left to right; every intermediate and
   the final answer lie in 0..999; the worked solution writes one step per line and ends in
   ``\\boxed{N}``. Difficulty = number of steps.
 - ``code`` (LiveCodeBench-like): read a line of integers, apply a described pipeline of maps
@@ -39,8 +40,8 @@ def _math(rng: random.Random, steps: int) -> Task:
     value = rng.randint(10, 99)
     expr, lines = [str(value)], []
     while len(lines) < steps:
-        op = rng.choices("+-*", weights=(4, 4, 2))[0]
-        b = rng.randint(2, 9) if op == "*" else rng.randint(10, 99)
+        op = rng.choices("+-*", weights=(4, 4, 1))[0]
+        b = rng.randint(2, 3) if op == "*" else rng.randint(1, 9)
         new = value + b if op == "+" else value - b if op == "-" else value * b
         if not 0 <= new <= 999:
             continue
