@@ -6,24 +6,20 @@ the saved checkpoint unchanged, and routing replay sees the real router.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
 
-TINY_DEFAULTS = dict(
-    vocab_size=64,
-    hidden_size=128,
-    num_hidden_layers=4,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    head_dim=32,
-    intermediate_size=256,
-    moe_intermediate_size=64,
-    num_experts=8,
-    num_experts_per_tok=2,
+from gspo_repro.config import ModelConfig
+
+# Architecture choices fixed for the tiny model; its sizes come from ModelConfig, the one
+# place the embedded default's shape is set.
+FIXED = dict(
     norm_topk_prob=True,
     decoder_sparse_step=1,
     mlp_only_layers=[],
-    max_position_embeddings=512,
+    intermediate_size=256,
     rope_theta=10000.0,
     tie_word_embeddings=True,
     router_aux_loss_coef=0.001,
@@ -31,11 +27,12 @@ TINY_DEFAULTS = dict(
 
 
 def tiny_config(**overrides) -> Qwen3MoeConfig:
-    """A Qwen3MoeConfig with the tiny defaults, any field overridable by keyword."""
-    unknown = set(overrides) - set(Qwen3MoeConfig().to_dict()) - set(TINY_DEFAULTS)
+    """A Qwen3MoeConfig of ModelConfig's default sizes, any field overridable by keyword."""
+    defaults = {**FIXED, **dataclasses.asdict(ModelConfig())}
+    unknown = set(overrides) - set(Qwen3MoeConfig().to_dict()) - set(defaults)
     if unknown:
         raise ValueError(f"unknown Qwen3MoeConfig field(s): {', '.join(sorted(unknown))}")
-    return Qwen3MoeConfig(**{**TINY_DEFAULTS, **overrides})
+    return Qwen3MoeConfig(**{**defaults, **overrides})
 
 
 def build_tiny_model(config: Qwen3MoeConfig | None = None, seed: int = 0) -> Qwen3MoeForCausalLM:
