@@ -45,6 +45,23 @@ def _sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rl(args: argparse.Namespace) -> int:
+    from gspo_repro.train.rl import NonFiniteError, run_rl
+
+    cfg = _config(args)
+    if args.seed is not None:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, seed=args.seed)
+    try:
+        ckpt = run_rl(cfg, args.algo, args.init, args.out, resume=args.resume,
+                      progress=not args.no_progress)
+    except (ValueError, FileExistsError, NonFiniteError) as e:
+        raise SystemExit(f"gspo-repro rl: {e}") from None
+    print(f"rl: checkpoint written to {ckpt}")
+    return 0
+
+
 def _eval_synthetic(args: argparse.Namespace) -> int:
     from gspo_repro.eval.synthetic import evaluate
     from gspo_repro.io import atomic_write_json
@@ -90,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory (checkpoint/, metrics.jsonl)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_sft)
+
+    p = sub.add_parser("rl", help="RL from an SFT checkpoint with one algorithm (arm)")
+    _common(p)
+    p.add_argument("--algo", required=True, help="an entry of rl.algorithms, e.g. gspo")
+    p.add_argument("--init", required=True, help="HF checkpoint to start from")
+    p.add_argument("--seed", type=int, help="overrides the config's seed")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_rl)
 
     p = sub.add_parser("eval-synthetic", help="sampled pass@1 on held-out synthetic tasks")
     _common(p)

@@ -54,7 +54,9 @@ class SFTConfig:
 
     families: tuple[str, ...] = ("math", "code")
     """Task families whose worked solutions are trained on."""
-    steps: int = 1000
+    weights: tuple[float, ...] = ()
+    """Share of the examples each family gets, aligned with ``families``; empty: equal."""
+    steps: int = 1350
     """Optimizer steps."""
     batch_size: int = 32
     """Sequences per step."""
@@ -75,6 +77,10 @@ class SFTConfig:
                 raise ValueError(f"sft.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"sft.lr must be > 0, got {self.lr}")
+        if self.weights and (len(self.weights) != len(self.families)
+                             or any(w <= 0 for w in self.weights)):
+            raise ValueError(f"sft.weights must hold one positive share per family "
+                             f"{list(self.families)}, got {list(self.weights)}")
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,108 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class AlgoConfig:
+    """One RL algorithm: an objective, its clip range, and whether routing is replayed."""
+
+    objective: str = "grpo"
+    """A name registered in gspo_repro.objectives.OBJECTIVES."""
+    eps_low: float = 0.2
+    """Lower clip range: ratios below 1 - eps_low stop pushing down."""
+    eps_high: float = 0.27
+    """Upper clip range: ratios above 1 + eps_high stop pushing up."""
+    routing_replay: bool = False
+    """Replay the experts pi_old chose when computing pi_theta (paper section 5.3)."""
+
+    def __post_init__(self):
+        from gspo_repro.objectives import OBJECTIVES
+
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective {self.objective!r} is unknown; known: "
+                             f"{', '.join(sorted(OBJECTIVES))}")
+        if self.eps_low < 0 or self.eps_high < 0:
+            raise ValueError(f"eps_low and eps_high must be >= 0, got {self.eps_low}, "
+                             f"{self.eps_high}")
+
+
+def _default_algorithms() -> dict[str, AlgoConfig]:
+    """The paper's arms: GRPO (0.2/0.27), GRPO + Routing Replay, GSPO and GSPO-token."""
+    return {
+        "grpo": AlgoConfig("grpo", 0.2, 0.27, False),
+        "grpo_rr": AlgoConfig("grpo", 0.2, 0.27, True),
+        "gspo": AlgoConfig("gspo", 3e-4, 4e-4, False),
+        "gspo_token": AlgoConfig("gspo_token", 3e-4, 4e-4, False),
+    }
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """The RL loop every algorithm shares; only ``algorithms[name]`` differs between arms."""
+
+    families: tuple[str, ...] = ("math", "code")
+    """Task families queries are drawn from, in equal shares."""
+    pool: int = 4000
+    """Train-split problems per family that queries are drawn from."""
+    steps: int = 40
+    """Rollout batches; each gives ``minibatches`` optimizer steps."""
+    queries: int = 32
+    """Queries per rollout batch."""
+    group_size: int = 8
+    """Samples per query (G)."""
+    minibatches: int = 4
+    """Optimizer steps per rollout batch (the paper's 4)."""
+    lr: float = 1e-4
+    """Constant AdamW learning rate."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Global gradient-norm clip."""
+    temperature: float = 1.0
+    """Sampling temperature (log-probs are taken at the same temperature)."""
+    max_new_tokens: int = 256
+    """Response token budget."""
+    engine: str = "transformers"
+    """Rollout engine: transformers (CPU default) or vllm."""
+    vllm_sync: str = "auto"
+    """vllm weight sync: auto (in place, verified, else restart), inplace or restart."""
+    rollout_batch: int = 512
+    """Sequences per transformers generate call."""
+    micro_batch_tokens: int = 8192
+    """Padded tokens per trainer forward pass (gradients are accumulated)."""
+    checkpoint_every: int = 10
+    """Rollout batches between resumable checkpoints (0: only at the end)."""
+    max_nonfinite: int = 3
+    """Consecutive skipped (non-finite) updates after which the run stops."""
+    volatility: bool = True
+    """Measure expert-activation volatility with an extra forward pass per rollout batch."""
+    algorithms: dict[str, AlgoConfig] = field(default_factory=_default_algorithms,
+                                              metadata={"of": AlgoConfig})
+    """Algorithm name -> AlgoConfig; entries given in YAML are added or replace a default."""
+
+    def __post_init__(self):
+        for name in ("steps", "queries", "group_size", "minibatches", "max_new_tokens",
+                     "rollout_batch", "micro_batch_tokens", "max_nonfinite", "pool"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"rl.{name} must be >= 1, got {getattr(self, name)}")
+        if self.group_size < 2:
+            raise ValueError(f"rl.group_size must be >= 2 (group advantages), got "
+                             f"{self.group_size}")
+        if self.queries * self.group_size < self.minibatches:
+            raise ValueError(f"rl.minibatches {self.minibatches} exceeds the "
+                             f"{self.queries * self.group_size} samples of a rollout batch")
+        if self.engine not in ("transformers", "vllm"):
+            raise ValueError(f"rl.engine must be transformers or vllm, got {self.engine!r}")
+        if self.lr <= 0 or self.temperature <= 0:
+            raise ValueError("rl.lr and rl.temperature must be > 0")
+
+    def algorithm(self, name: str) -> AlgoConfig:
+        """The AlgoConfig ``name``, or a ValueError listing the known ones."""
+        if name not in self.algorithms:
+            raise ValueError(f"unknown algorithm {name!r}; known: "
+                             f"{', '.join(sorted(self.algorithms))}")
+        return self.algorithms[name]
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run."""
 
@@ -102,6 +210,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (tuples as lists), as written into run.json."""
@@ -129,9 +238,19 @@ def _build(cls, data: dict, where: str):
         f, key = fields[name], f"{where}.{name}" if where else name
         if dataclasses.is_dataclass(f.default_factory):
             kwargs[name] = _build(f.default_factory, value, key)
+        elif "of" in f.metadata:  # name -> dataclass mapping, merged over the defaults
+            if not isinstance(value, dict):
+                raise ValueError(f"{key} must be a mapping, got {value!r}")
+            kwargs[name] = {**f.default_factory(), **{
+                k: _build(f.metadata["of"], v, f"{key}.{k}") for k, v in value.items()}}
         else:
             kwargs[name] = _coerce(value, f.default, key)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as e:  # a __post_init__ check: say where in the config it failed
+        if where and not str(e).startswith(where):
+            raise ValueError(f"{where}: {e}") from None
+        raise
 
 
 def _coerce(value, default, key: str):

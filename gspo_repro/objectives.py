@@ -96,14 +96,16 @@ def _metrics(ratio, ratio_valid, low_tok, high_tok, delta, m) -> dict[str, torch
 
     ``low_tok``/``high_tok`` are [B, T] flags of tokens whose term was clipped; ``ratio`` are
     the ratios the objective clipped, ``ratio_valid`` which of them count. ``num_tokens`` and
-    ``num_seqs`` let a caller weight the fractions when reducing across ranks.
+    ``num_seqs`` let a caller weight the fractions when reducing across ranks; ``num_ratios``
+    is how many ratios ``ratio_mean`` averages (tokens or sequences, by objective).
     """
     n_tok = m.sum()
     denom = n_tok.clamp(min=1).to(delta.dtype)
     low = (low_tok & m).sum() / denom
     high = (high_tok & m).sum() / denom
     r = ratio[ratio_valid].detach()
-    if r.numel() == 0:
+    n_ratios = r.numel()
+    if n_ratios == 0:
         r = torch.ones(1, dtype=ratio.dtype, device=ratio.device)
     return {
         "clip_frac": (low + high).detach(),
@@ -116,6 +118,7 @@ def _metrics(ratio, ratio_valid, low_tok, high_tok, delta, m) -> dict[str, torch
         "approx_kl": (-torch.where(m, delta, torch.zeros_like(delta)).sum() / denom).detach(),
         "num_tokens": n_tok.detach().to(delta.dtype),
         "num_seqs": (m.sum(-1) > 0).sum().detach().to(delta.dtype),
+        "num_ratios": torch.tensor(float(n_ratios), dtype=delta.dtype, device=delta.device),
     }
 
 

@@ -76,8 +76,10 @@ def run_sft(cfg: Config, out: str | Path, progress: bool = True) -> Path:
     model.config.output_router_logits = True  # the load-balancing loss keeps experts in use
     model.train()
 
-    per_family = math.ceil(sft.steps * sft.batch_size / len(sft.families))
-    tasks = [t for f in sft.families for t in make_split(f, "train", per_family, seed=cfg.seed)]
+    weights = sft.weights or (1.0,) * len(sft.families)
+    total, share = sft.steps * sft.batch_size, sum(weights)
+    tasks = [t for f, w in zip(sft.families, weights, strict=True)
+             for t in make_split(f, "train", math.ceil(total * w / share), seed=cfg.seed)]
     max_len = cfg.model.max_position_embeddings
     examples = [_encode(tokenizer, t.prompt, t.solution, max_len) for t in tasks]
     batches = _batches(examples, sft.batch_size, sft.steps, random.Random(cfg.seed))

@@ -1,0 +1,438 @@
+"""The RL loop every arm shares: rollout -> rewards -> old log-probs -> minibatch updates.
+
+Arms differ only in ``cfg.rl.algorithms[name]`` (objective, clip range, routing replay).
+For a given seed every arm draws the same queries in the same order, the same group size,
+the same number of rollout batches and updates; ``run.json`` holds the compute ledger.
+
+One rollout batch (step ``s``):
+
+1. queries: ``rl.queries`` train problems drawn by a generator seeded on (seed, s);
+2. rollout: ``rl.group_size`` samples each through the engine, with its log-probs;
+3. rewards from the verifiers; advantages normalised within each group;
+4. old log-probs by the training model (no grad); routing is recorded here per
+   micro-batch, for replay and for the volatility measurement;
+5. the samples are shuffled (seeded) into ``rl.minibatches`` minibatches, one optimizer
+   step each, with the algorithm's objective; non-finite steps are skipped and logged;
+6. volatility: a free-routing pass of the updated policy over the same rollout, counting
+   (token, layer) expert sets that differ from pi_old's;
+7. weight sync into the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import random
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import transformers
+from tqdm import tqdm
+
+from gspo_repro.advantages import group_advantages
+from gspo_repro.config import Config
+from gspo_repro.eval.synthetic import rewards as score
+from gspo_repro.io import MetricsLog, atomic_dir, atomic_write_json, atomic_write_text
+from gspo_repro.models.checkpoint import load_checkpoint, save_checkpoint
+from gspo_repro.objectives import get_objective
+from gspo_repro.rollout.engines import make_engine
+from gspo_repro.routing_replay import RoutingReplay
+from gspo_repro.tasks import Task, make_split
+
+WALL_KEYS = ("wall_s",)  # metrics that legitimately differ between identical runs
+
+
+class NonFiniteError(RuntimeError):
+    """Too many consecutive non-finite updates."""
+
+
+@dataclass
+class Micro:
+    """One trainer forward pass: rows of [left-padded prompt | right-padded response]."""
+
+    rows: list[int]  # sample indices
+    ids: torch.Tensor  # [b, P + R]
+    attn: torch.Tensor  # [b, P + R]
+    pos: torch.Tensor  # [b, P + R]
+    resp: torch.Tensor  # [b, R] bool, response tokens
+    prompt_len: int  # P
+
+
+def query_batch(pools: dict[str, list[Task]], queries: int, seed: int, step: int) -> list[Task]:
+    """The queries of rollout batch ``step``: equal shares per family, a pure function."""
+    rng = random.Random(f"rl-queries/{seed}/{step}")
+    fams = list(pools)
+    out = []
+    for i, fam in enumerate(fams):
+        k = queries // len(fams) + (i < queries % len(fams))
+        out += rng.sample(pools[fam], k)
+    return out
+
+
+def active_params(model) -> int:
+    """Parameters a token passes through: experts counted at top_k / num_experts, no embeddings."""
+    cfg = model.config
+    frac = cfg.num_experts_per_tok / cfg.num_experts
+    n = 0
+    for name, p in model.named_parameters():
+        if "embed_tokens" in name:
+            continue
+        n += p.numel() * (frac if ".experts." in name else 1)
+    return int(n)
+
+
+def pack(prompts: list[list[int]], responses: list[tuple[int, ...]], rows: list[int],
+         pad: int) -> Micro:
+    """Tensors of one micro-batch; positions count real tokens only, as ``generate`` does."""
+    P = max(len(prompts[r]) for r in rows)
+    R = max(max(len(responses[r]) for r in rows), 1)
+    ids = torch.full((len(rows), P + R), pad, dtype=torch.long)
+    attn = torch.zeros((len(rows), P + R), dtype=torch.long)
+    for j, r in enumerate(rows):
+        p, y = prompts[r], responses[r]
+        ids[j, P - len(p):P] = torch.tensor(p)
+        attn[j, P - len(p):P] = 1
+        if y:
+            ids[j, P:P + len(y)] = torch.tensor(y)
+            attn[j, P:P + len(y)] = 1
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)
+    return Micro(rows, ids, attn, pos, attn[:, P:].bool(), P)
+
+
+def micro_batches(rows: list[int], lengths: list[int], budget: int) -> list[list[int]]:
+    """Split ``rows`` into length-sorted chunks of at most ``budget`` padded tokens."""
+    rows = sorted(rows, key=lambda r: (lengths[r], r))
+    out, cur = [], []
+    for r in rows:
+        if cur and lengths[r] * (len(cur) + 1) > budget:
+            out.append(cur)
+            cur = []
+        cur.append(r)
+    return out + [cur] if cur else out
+
+
+def forward_logprobs(model, mb: Micro, temperature: float, entropy: bool = False):
+    """log pi(response token) [b, R] at ``temperature`` and, optionally, token entropy [b, R]."""
+    P, R = mb.prompt_len, mb.resp.shape[1]
+    logits = model(input_ids=mb.ids, attention_mask=mb.attn, position_ids=mb.pos).logits
+    logits = logits[:, P - 1:P + R - 1].float() / temperature
+    lse = torch.logsumexp(logits, -1)
+    lp = logits.gather(-1, mb.ids[:, P:].unsqueeze(-1)).squeeze(-1) - lse
+    ent = None
+    if entropy:
+        probs = torch.softmax(logits, -1)
+        ent = lse - (probs * logits).sum(-1)
+    return lp, ent
+
+
+def _flat_mask(mb: Micro) -> torch.Tensor:
+    return mb.attn.reshape(-1).bool()
+
+
+class _Mean:
+    """Weighted means of named values."""
+
+    def __init__(self):
+        self.num, self.den = defaultdict(float), defaultdict(float)
+
+    def add(self, name: str, value: float, weight: float = 1.0) -> None:
+        self.num[name] += value * weight
+        self.den[name] += weight
+
+    def get(self) -> dict[str, float]:
+        return {k: self.num[k] / self.den[k] for k in self.num if self.den[k] > 0}
+
+
+def _sha(ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+
+
+class RLRun:
+    """State of one RL run; ``run()`` trains to the end or raises, resumable from ``out``."""
+
+    def __init__(self, cfg: Config, algo: str, init: str | Path, out: str | Path,
+                 resume: bool = False, progress: bool = True):
+        self.cfg, self.rl, self.algo_name = cfg, cfg.rl, algo
+        self.algo = cfg.rl.algorithm(algo)
+        self.objective = get_objective(self.algo.objective)
+        self.out, self.init, self.progress = Path(out), Path(init), progress
+        self.state_dir = self.out / "state"
+        if not resume and (self.out / "metrics.jsonl").exists():
+            raise FileExistsError(f"{self.out} already holds a run; pass --resume to continue "
+                                  f"it or choose another --out")
+        try:
+            self.model, self.tokenizer = load_checkpoint(init)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"cannot load --init checkpoint {init}: {e}") from None
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        self.model.train()
+        self.model.config.output_router_logits = False
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.rl.lr,
+                                     weight_decay=self.rl.weight_decay, betas=(0.9, 0.999))
+        self.rr = RoutingReplay(self.model)
+        self.n_active = active_params(self.model)
+        self.pools = {f: make_split(f, "train", self.rl.pool, seed=cfg.seed)
+                      for f in self.rl.families}
+        self.log = MetricsLog(self.out / "metrics.jsonl")
+        self.queries_log = MetricsLog(self.out / "queries.jsonl")
+        self.step, self.bad_in_row = 0, 0
+        self.ledger = defaultdict(float)
+        if resume and (self.state_dir / "state.pt").exists():
+            self._load_state()
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.log.path.unlink(missing_ok=True)
+            self.queries_log.path.unlink(missing_ok=True)
+        engine_ckpt = self.init
+        if self.rl.engine == "vllm" and self.step > 0:
+            engine_ckpt = self.out / "engine_start"
+            save_checkpoint(self.model, self.tokenizer, engine_ckpt)
+        self.engine = make_engine(self.rl.engine, self.model, self.tokenizer, engine_ckpt,
+                                  self.out, batch_size=self.rl.rollout_batch,
+                                  vllm_sync=self.rl.vllm_sync)
+
+    # ----- state -------------------------------------------------------------------------
+    def _save_state(self) -> None:
+        lines = len(self.log.read())
+
+        def fill(tmp: Path) -> None:
+            torch.save({"model": self.model.state_dict(), "opt": self.opt.state_dict(),
+                        "rng": _rng_state(), "step": self.step, "bad_in_row": self.bad_in_row,
+                        "ledger": dict(self.ledger), "metrics_lines": lines,
+                        "queries_lines": len(self.queries_log.read())}, tmp / "state.pt")
+            atomic_write_json(tmp / "state.json", {"step": self.step, "metrics_lines": lines})
+
+        atomic_dir(self.state_dir, fill)
+
+    def _load_state(self) -> None:
+        st = torch.load(self.state_dir / "state.pt", weights_only=False)
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["opt"])
+        torch.set_rng_state(st["rng"]["torch"])
+        random.setstate(st["rng"]["python"])
+        self.step, self.bad_in_row = st["step"], st["bad_in_row"]
+        self.ledger.update(st["ledger"])
+        # Drop what the killed run wrote after its last checkpoint: it will be redone.
+        for log, n in ((self.log, st["metrics_lines"]), (self.queries_log, st["queries_lines"])):
+            lines = log.read()[:n]
+            atomic_write_text(log.path, "".join(json.dumps(r, sort_keys=True) + "\n"
+                                                for r in lines))
+
+    # ----- one rollout batch ---------------------------------------------------------------
+    def _rollout(self, tasks: list[Task]) -> tuple[list, list[Task]]:
+        """Samples (grouped per query, G in a row) and the task each one answers."""
+        rl, seed = self.rl, self.cfg.seed * 100_003 + self.step
+        by_fam = defaultdict(list)
+        for t in tasks:
+            by_fam[t.family].append(t)
+        samples, owners = [], []
+        for fam, ts in by_fam.items():  # one call per family: similar lengths batch well
+            outs = self.engine.generate([t.prompt for t in ts], rl.group_size,
+                                        rl.max_new_tokens, rl.temperature,
+                                        seed * 7 + rl.families.index(fam))
+            samples += outs
+            owners += [ts[s.prompt_index] for s in outs]
+        return samples, owners
+
+    def _train_step(self) -> dict:
+        rl, m, t = self.rl, _Mean(), {}
+        tasks = query_batch(self.pools, rl.queries, self.cfg.seed, self.step)
+        ids = [x.id for x in tasks]
+
+        t0 = time.time()
+        samples, owners = self._rollout(tasks)
+        t["rollout"] = time.time() - t0
+
+        t0 = time.time()
+        rew = torch.tensor(score(owners, [s.text for s in samples]), dtype=torch.float32)
+        adv = group_advantages(rew, rl.group_size)
+        t["reward"] = time.time() - t0
+
+        prompts = [self.tokenizer(o.prompt)["input_ids"] for o in owners]
+        resps = [s.token_ids for s in samples]
+        lengths = [len(p) + max(len(r), 1) for p, r in zip(prompts, resps, strict=True)]
+        n = len(samples)
+        order = list(range(n))
+        random.Random(f"rl-minibatch/{self.cfg.seed}/{self.step}").shuffle(order)
+        minis = [order[i * n // rl.minibatches:(i + 1) * n // rl.minibatches]
+                 for i in range(rl.minibatches)]
+        pad = self.tokenizer.pad_token_id
+        plan = [[pack(prompts, resps, rows, pad)
+                 for rows in micro_batches(mini, lengths, rl.micro_batch_tokens)]
+                for mini in minis]
+
+        # old log-probs (pi_old = the policy that sampled), routing recorded per micro-batch
+        t0 = time.time()
+        old = {}
+        gaps, gap_max = [], 0.0
+        self.rr.clear()
+        with torch.no_grad():
+            for i, mbs in enumerate(plan):
+                for j, mb in enumerate(mbs):
+                    with self.rr.record((i, j)):
+                        lp, ent = forward_logprobs(self.model, mb, rl.temperature, entropy=True)
+                    old[(i, j)] = lp
+                    if mb.resp.any():
+                        m.add("entropy", float(ent[mb.resp].mean()), int(mb.resp.sum()))
+                    for k, r in enumerate(mb.rows):
+                        y = samples[r].logprobs
+                        if y:
+                            d = (lp[k, :len(y)] - torch.tensor(y)).abs()
+                            gaps.append(float(d.sum()))
+                            gap_max = max(gap_max, float(d.max()))
+        t["old_logprobs"] = time.time() - t0
+
+        # one optimizer step per minibatch
+        t0 = time.time()
+        skipped, grad_norms, rmin, rmax = 0, [], math.inf, -math.inf
+        for i, mbs in enumerate(plan):
+            n_seqs = sum(len(mb.rows) for mb in mbs)
+            self.opt.zero_grad(set_to_none=True)
+            finite = True
+            for j, mb in enumerate(mbs):
+                if self.algo.routing_replay:
+                    with self.rr.replay((i, j), token_mask=_flat_mask(mb)):
+                        lp, _ = forward_logprobs(self.model, mb, rl.temperature)
+                else:
+                    lp, _ = forward_logprobs(self.model, mb, rl.temperature)
+                loss, met = self.objective(lp, old[(i, j)], adv[mb.rows], mb.resp,
+                                           eps_low=self.algo.eps_low,
+                                           eps_high=self.algo.eps_high)
+                finite &= bool(torch.isfinite(loss))
+                (loss * len(mb.rows) / n_seqs).backward()
+                nt, nr = float(met["num_tokens"]), float(met["num_ratios"])
+                for k in ("clip_frac", "clip_frac_low", "clip_frac_high", "approx_kl"):
+                    m.add(k, float(met[k]), nt)
+                m.add("ratio_mean", float(met["ratio_mean"]), nr)
+                rmin, rmax = min(rmin, float(met["ratio_min"])), max(rmax, float(met["ratio_max"]))
+                m.add("loss", float(loss.detach()), len(mb.rows))
+            gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), rl.grad_clip)
+            if finite and torch.isfinite(gn):
+                self.opt.step()
+                grad_norms.append(float(gn))
+                self.bad_in_row = 0
+            else:
+                skipped += 1
+                self.bad_in_row += 1
+                self.opt.zero_grad(set_to_none=True)
+                if self.bad_in_row >= rl.max_nonfinite:
+                    raise NonFiniteError(
+                        f"{self.bad_in_row} consecutive non-finite updates at rollout batch "
+                        f"{self.step} ({self.algo_name}); stopping. The last good checkpoint "
+                        f"is {self.state_dir} (resume with --resume after fixing the cause)")
+        self.opt.zero_grad(set_to_none=True)
+        t["update"] = time.time() - t0
+
+        # expert-activation volatility: free routing of the updated policy vs pi_old's record
+        vol = None
+        t0 = time.time()
+        if rl.volatility:
+            self.rr.reset_stats()
+            with torch.no_grad():
+                for i, mbs in enumerate(plan):
+                    for j, mb in enumerate(mbs):
+                        with self.rr.compare((i, j), token_mask=_flat_mask(mb)):
+                            self.model(input_ids=mb.ids, attention_mask=mb.attn,
+                                       position_ids=mb.pos)
+            vol = self.rr.stats()["volatility"]
+        self.rr.clear()
+        t["volatility"] = time.time() - t0
+
+        t0 = time.time()
+        self.engine.sync(self.model)
+        t["sync"] = time.time() - t0
+
+        # ---- metrics
+        resp_tokens = sum(len(r) for r in resps)
+        all_tokens = sum(len(p) + len(r) for p, r in zip(prompts, resps, strict=True))
+        fwd = 2 * self.n_active
+        flops = fwd * resp_tokens + fwd * all_tokens + 3 * fwd * all_tokens
+        if rl.volatility:
+            flops += fwd * all_tokens
+        rec = {"step": self.step, "queries_sha": _sha(ids), "reward_mean": float(rew.mean()),
+               "response_len_mean": resp_tokens / n,
+               "truncated_frac": sum(not s.finished for s in samples) / n,
+               "zero_adv_group_frac": float((rew.view(-1, rl.group_size).std(-1) == 0)
+                                            .float().mean()),
+               "grad_norm": sum(grad_norms) / len(grad_norms) if grad_norms else None,
+               "grad_norm_max": max(grad_norms) if grad_norms else None,
+               "skipped_updates": skipped, "volatility": vol,
+               "engine_gap_mean": sum(gaps) / max(resp_tokens, 1), "engine_gap_max": gap_max,
+               "tokens_generated": resp_tokens, "tokens_trained": all_tokens,
+               "flops": float(flops)}
+        for fam in self.rl.families:
+            r = [float(x) for x, o in zip(rew, owners, strict=True) if o.family == fam]
+            rec[f"accuracy/{fam}"] = sum(r) / len(r) if r else None
+        rec.update(m.get())
+        rec.update(ratio_min=rmin, ratio_max=rmax)
+        rec.update({f"time/{k}": round(v, 4) for k, v in t.items()})
+        led = self.ledger
+        led["queries"] += len(tasks)
+        led["samples"] += n
+        led["rollout_tokens"] += resp_tokens
+        led["trained_tokens"] += all_tokens
+        led["flops"] += flops
+        led["updates"] += rl.minibatches - skipped
+        led["skipped_updates"] += skipped
+        for k, v in t.items():
+            led[f"time/{k}"] += v
+        self.queries_log.write({"step": self.step, "ids": ids})
+        return rec
+
+    # ----- the loop --------------------------------------------------------------------------
+    def run(self) -> Path:
+        rl = self.rl
+        t_start = time.time()
+        bar = tqdm(total=rl.steps, initial=self.step, desc=f"rl {self.algo_name}",
+                   disable=not self.progress, dynamic_ncols=True)
+        try:
+            while self.step < rl.steps:
+                t0 = time.time()
+                rec = self._train_step()
+                rec["wall_s"] = round(time.time() - t0, 3)
+                self.ledger["rollout_batches"] += 1
+                self.log.write(rec)
+                self.step += 1
+                bar.update(1)
+                bar.set_postfix(reward=f"{rec['reward_mean']:.3f}",
+                                clip=f"{rec.get('clip_frac', 0):.4f}")
+                if rl.checkpoint_every and self.step % rl.checkpoint_every == 0 \
+                        and self.step < rl.steps:
+                    self._save_state()
+        finally:
+            bar.close()
+        self.ledger["wall_s"] += time.time() - t_start
+        save_checkpoint(self.model, self.tokenizer, self.out / "checkpoint")
+        self._save_state()
+        engine_info = {"name": self.engine.name, "sync": self.engine.sync_mode,
+                       "restarts": getattr(self.engine, "restarts", 0)}
+        self.engine.close()
+        shutil.rmtree(self.out / "engine_start", ignore_errors=True)
+        atomic_write_json(self.out / "run.json", {
+            "stage": "rl", "algorithm": self.algo_name,
+            "algorithm_config": self.cfg.to_dict()["rl"]["algorithms"][self.algo_name],
+            "init": str(self.init), "seed": self.cfg.seed, "config": self.cfg.to_dict(),
+            "engine": engine_info, "active_params": self.n_active,
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                         "python": platform.python_version()},
+            "ledger": {k: (round(v, 3) if isinstance(v, float) else v)
+                       for k, v in sorted(self.ledger.items())},
+        })
+        return self.out / "checkpoint"
+
+
+def run_rl(cfg: Config, algo: str, init: str | Path, out: str | Path, resume: bool = False,
+           progress: bool = True) -> Path:
+    """Train ``algo`` from ``init``; write checkpoint/, metrics.jsonl, queries.jsonl, run.json."""
+    return RLRun(cfg, algo, init, out, resume=resume, progress=progress).run()

@@ -1,0 +1,258 @@
+"""The RL loop: every arm trains, arms see the same queries, runs are deterministic and resumable.
+
+A 2-step SFT checkpoint solves nothing, so every reward would be 0 and no gradient would flow;
+the in-process tests swap the verifier reward for a deterministic function of the response
+text (``_reward``) to exercise the loop. The real verifiers are tested in test_verifiers and
+test_sandbox, and the real runs are in results/.
+"""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from gspo_repro.config import load_config
+
+SMALL = {"rl.steps": 3, "rl.queries": 4, "rl.group_size": 4, "rl.max_new_tokens": 24,
+         "rl.pool": 50, "rl.checkpoint_every": 1}
+ARMS = ("grpo", "grpo_rr", "gspo", "gspo_token")
+
+
+def _reward(tasks, texts, workers=2):
+    return [float(len(t) % 3 == 0) for t in texts]
+
+
+@pytest.fixture(scope="module")
+def sft_ckpt(tmp_path_factory):
+    from gspo_repro.train.sft import run_sft
+
+    out = tmp_path_factory.mktemp("sft")
+    return run_sft(load_config(None, {"sft.steps": 2, "sft.batch_size": 4}), out,
+                   progress=False)
+
+
+def _run(ckpt, out, algo, **over):
+    from gspo_repro.train import rl
+
+    cfg = load_config(None, {**SMALL, **over})
+    return rl.run_rl(cfg, algo, ckpt, out, progress=False)
+
+
+def _metrics(out):
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def _strip_walls(recs):
+    return [{k: v for k, v in r.items() if not (k == "wall_s" or k.startswith("time/"))}
+            for r in recs]
+
+
+@pytest.fixture(scope="module")
+def arms(sft_ckpt, tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setattr("gspo_repro.train.rl.score", _reward)
+    root = tmp_path_factory.mktemp("arms")
+    for algo in ARMS:
+        _run(sft_ckpt, root / algo, algo)
+    mp.undo()
+    return root
+
+
+def _weights(path):
+    from gspo_repro.models.checkpoint import load_checkpoint
+
+    return load_checkpoint(path)[0].state_dict()
+
+
+@pytest.mark.parametrize("algo", ARMS)
+def test_arm_trains_with_finite_metrics(arms, sft_ckpt, algo):
+    before, after = _weights(sft_ckpt), _weights(arms / algo / "checkpoint")
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    recs = _metrics(arms / algo)
+    assert [r["step"] for r in recs] == [0, 1, 2]
+    for r in recs:
+        for k, v in r.items():
+            if isinstance(v, float):
+                assert math.isfinite(v), (k, v)
+        assert r["skipped_updates"] == 0 and 0 <= r["volatility"] <= 1
+        assert r["engine_gap_max"] < 1e-4  # the transformers engine is the policy itself
+    run = json.loads((arms / algo / "run.json").read_text())
+    assert run["ledger"]["updates"] == 3 * 4
+    assert run["algorithm_config"]["routing_replay"] == (algo == "grpo_rr")
+
+
+def test_arms_see_identical_queries_and_compute(arms):
+    queries = {a: (arms / a / "queries.jsonl").read_text() for a in ARMS}
+    assert len(set(queries.values())) == 1
+    ledgers = [json.loads((arms / a / "run.json").read_text())["ledger"] for a in ARMS]
+    assert len({(x["queries"], x["samples"], x["updates"]) for x in ledgers}) == 1
+
+
+def test_gspo_clips_far_more_than_grpo(arms):
+    def mean_clip(a):
+        return sum(r["clip_frac"] for r in _metrics(arms / a)) / 3
+
+    assert mean_clip("gspo") > 0
+    assert mean_clip("gspo") >= 10 * mean_clip("grpo")
+
+
+def test_same_seed_same_metrics(arms, sft_ckpt, tmp_path, monkeypatch):
+    monkeypatch.setattr("gspo_repro.train.rl.score", _reward)
+    _run(sft_ckpt, tmp_path / "again", "gspo")
+    assert _strip_walls(_metrics(tmp_path / "again")) == _strip_walls(_metrics(arms / "gspo"))
+
+
+def test_unknown_algorithm_lists_known(sft_ckpt, tmp_path):
+    with pytest.raises(ValueError, match="unknown algorithm 'ppo'; known: grpo, grpo_rr, gspo"):
+        _run(sft_ckpt, tmp_path / "x", "ppo")
+
+
+def test_refuses_to_overwrite_a_run(arms, sft_ckpt):
+    with pytest.raises(FileExistsError, match="--resume"):
+        _run(sft_ckpt, arms / "grpo", "grpo")
+
+
+def test_nonfinite_updates_are_skipped_then_stop(sft_ckpt, tmp_path, monkeypatch):
+    from gspo_repro.objectives import OBJECTIVES
+    from gspo_repro.train.rl import NonFiniteError
+
+    monkeypatch.setattr("gspo_repro.train.rl.score", _reward)
+    calls = {"n": 0}
+
+    def nan_after_first_step(logp, old_logp, adv, mask, **kw):
+        loss, met = OBJECTIVES["grpo"](logp, old_logp, adv, mask, **kw)
+        calls["n"] += 1
+        return (loss * float("nan") if calls["n"] > 4 else loss), met
+
+    monkeypatch.setitem(OBJECTIVES, "nan_test", nan_after_first_step)
+    algos = {"nan_test": {"objective": "nan_test"}}
+    with pytest.raises(NonFiniteError, match="3 consecutive non-finite updates"):
+        _run(sft_ckpt, tmp_path / "nan", "nan_test", **{"rl.algorithms": algos})
+    state = torch.load(tmp_path / "nan" / "state" / "state.pt", weights_only=False)
+    assert state["step"] == 1  # the checkpoint after the one good rollout batch is intact
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_transformers_engine_follows_updates(sft_ckpt):
+    from gspo_repro.models.checkpoint import load_checkpoint
+    from gspo_repro.rollout.engines import TransformersEngine
+    from gspo_repro.train.rl import forward_logprobs, pack
+
+    model, tok = load_checkpoint(sft_ckpt)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    ids = torch.tensor([tok("Evaluate left to right: 12+3")["input_ids"]])
+    model(ids, labels=ids).loss.backward()
+    opt.step()
+    eng = TransformersEngine(model, tok)
+    prompts = ["Evaluate left to right: 40-2\nSolution:\n", "Read a line of integers. "]
+    samples = eng.generate(prompts, 2, 20, 1.0, seed=3)
+    p_ids = [tok(prompts[s.prompt_index])["input_ids"] for s in samples]
+    mb = pack(p_ids, [s.token_ids for s in samples], list(range(len(samples))),
+              tok.pad_token_id)
+    with torch.no_grad():
+        lp, _ = forward_logprobs(model.eval(), mb, 1.0)
+    for k, s in enumerate(samples):
+        assert (lp[k, :len(s.logprobs)] - torch.tensor(s.logprobs)).abs().max() < 1e-4
+
+
+RESUME_SCRIPT = textwrap.dedent("""
+    import sys
+    from gspo_repro.config import load_config
+    from gspo_repro.train import rl
+    import tests.test_rl as t
+    if __name__ == "__main__":
+        ckpt, out, engine, resume = sys.argv[1:5]
+        rl.score = t._reward
+        cfg = load_config(None, {**t.SMALL, "rl.steps": 4, "rl.engine": engine})
+        rl.run_rl(cfg, "gspo", ckpt, out, resume=resume == "1", progress=False)
+""")
+
+
+def _saved_step(state_json) -> int:
+    try:  # the state directory is swapped in whole; between the two renames it is absent
+        return json.loads(state_json.read_text())["step"]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return -1
+
+
+def _resume_roundtrip(sft_ckpt, tmp_path, engine, kill_after_step):
+    """(uninterrupted run dir, killed-and-resumed run dir)."""
+    script = tmp_path / "run.py"
+    script.write_text(RESUME_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "HF_HUB_OFFLINE": "1"}
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    cmd = [sys.executable, str(script), str(sft_ckpt)]
+    subprocess.run(cmd + [str(full), engine, "0"], check=True, env=env, timeout=900,
+                   capture_output=True)
+    proc = subprocess.Popen(cmd + [str(killed), engine, "0"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = killed / "state" / "state.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and _saved_step(state) < kill_after_step:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _saved_step(state) < 4, "the run ended before it was killed"
+    subprocess.run(cmd + [str(killed), engine, "1"], check=True, env=env, timeout=900,
+                   capture_output=True)
+    return full, killed
+
+
+def test_sigkill_then_resume_is_bitwise_identical(sft_ckpt, tmp_path):
+    full, killed = _resume_roundtrip(sft_ckpt, tmp_path, "transformers", 2)
+    a, b = _weights(full / "checkpoint"), _weights(killed / "checkpoint")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _strip_walls(_metrics(full)) == _strip_walls(_metrics(killed))
+    assert (full / "queries.jsonl").read_text() == (killed / "queries.jsonl").read_text()
+
+
+def _counts(ledger: dict) -> dict:
+    return {k: v for k, v in ledger.items() if not (k == "wall_s" or k.startswith("time/"))}
+
+
+@pytest.mark.slow
+def test_vllm_engine_follows_updates(sft_ckpt, tmp_path):
+    pytest.importorskip("vllm")
+    script = tmp_path / "sync.py"
+    script.write_text(textwrap.dedent(f"""
+        import torch
+        from gspo_repro.models.checkpoint import load_checkpoint
+        from gspo_repro.rollout.engines import VLLMEngine
+        if __name__ == "__main__":
+            model, tok = load_checkpoint({str(sft_ckpt)!r})
+            eng = VLLMEngine({str(sft_ckpt)!r}, tok, {str(tmp_path)!r})
+            print("FRESH", eng.probe_gap(model))
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+            ids = torch.tensor([tok("Evaluate left to right: 12+3")["input_ids"]])
+            model(ids, labels=ids).loss.backward()
+            opt.step()
+            print("STALE", eng.probe_gap(model))
+            eng.sync(model)
+            print("SYNCED", eng.probe_gap(model), eng.sync_mode)
+    """))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=900)
+    out = dict(line.split(" ", 1) for line in proc.stdout.splitlines()
+               if line.startswith(("FRESH", "STALE", "SYNCED")))
+    assert "SYNCED" in out, proc.stderr[-3000:]
+    assert float(out["FRESH"]) < 1e-4
+    assert float(out["STALE"]) > 1e-2  # the update moved the policy: the check can fail
+    gap, mode = out["SYNCED"].split()
+    assert float(gap) < 1e-4 and mode in ("inplace", "restart")
+
+
+@pytest.mark.slow
+def test_vllm_sigkill_then_resume_completes_with_same_ledger(sft_ckpt, tmp_path):
+    pytest.importorskip("vllm")
+    full, killed = _resume_roundtrip(sft_ckpt, tmp_path, "vllm", 2)
+    ledgers = [json.loads((d / "run.json").read_text())["ledger"] for d in (full, killed)]
+    assert _counts(ledgers[0]) == _counts(ledgers[1])
+    assert len(_metrics(killed)) == 4
