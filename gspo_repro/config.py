@@ -141,7 +141,7 @@ class RLConfig:
     """Task families queries are drawn from, in equal shares."""
     pool: int = 4000
     """Train-split problems per family that queries are drawn from."""
-    steps: int = 40
+    steps: int = 20
     """Rollout batches; each gives ``minibatches`` optimizer steps."""
     queries: int = 32
     """Queries per rollout batch."""

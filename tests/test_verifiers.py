@@ -1,6 +1,6 @@
 import pytest
 
-from gspo_repro.verifiers import extract_answer, extract_code, math_correct
+from gspo_repro.verifiers import Verdict, extract_answer, extract_code, math_correct
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -46,3 +46,29 @@ def test_extract_code():
     assert extract_code("```\nprint(3)\n```") == "print(3)\n"
     assert extract_code("```python\nprint(4)\n") == "print(4)\n"  # cut off by the token budget
     assert extract_code("print(5)") == "print(5)"
+
+
+def test_program_that_cannot_compile_is_a_crash_without_a_sandbox(monkeypatch):
+    from gspo_repro.verifiers import code
+
+    monkeypatch.setattr(code, "run_tests", lambda *a, **k: pytest.fail("sandbox was used"))
+    ok, results = code.score_program("```python\ndef f(:\n```", [{"input": "", "output": "1"}] * 3)
+    assert not ok and len(results) == 3
+    assert all(r.verdict is Verdict.CRASH and "SyntaxError" in r.detail for r in results)
+
+
+def test_rewards_score_each_distinct_answer_once_and_agree_with_reward(monkeypatch):
+    from gspo_repro.eval import synthetic
+    from gspo_repro.tasks import make_split
+
+    tasks = make_split("math", "eval", 2, seed=0) + make_split("code", "eval", 2, seed=0)
+    texts = [tasks[0].solution, "The answer is \\boxed{100000}", tasks[1].solution,
+             tasks[2].solution, tasks[3].solution, "no code"]
+    owners = [tasks[0], tasks[0], tasks[1], tasks[2], tasks[3], tasks[3]]
+    expected = [synthetic.reward(t, x) for t, x in zip(owners, texts, strict=True)]
+    calls = []
+    real = synthetic.reward
+    monkeypatch.setattr(synthetic, "reward", lambda t, x: calls.append(x) or real(t, x))
+    got = synthetic.rewards(owners * 2, texts * 2)
+    assert got == expected * 2 and expected[:1] == [1.0] and expected[3] == 1.0
+    assert len(calls) == len(texts)

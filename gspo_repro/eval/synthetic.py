@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from gspo_repro.rollout import sample
 from gspo_repro.tasks import Task
-from gspo_repro.verifiers import math_correct, score_program
+from gspo_repro.verifiers import extract_answer, extract_code, math_correct, score_program
 
 
 def reward(task: Task, text: str) -> float:
@@ -18,10 +18,25 @@ def reward(task: Task, text: str) -> float:
     return float(score_program(text, task.tests)[0])
 
 
-def rewards(tasks: list[Task], texts: list[str], workers: int = 2) -> list[float]:
-    """``reward`` for each (task, text) pair; code runs in parallel sandboxes."""
+def _key(task: Task, text: str):
+    """Responses that must score the same: same boxed answer, or same extracted program."""
+    if task.family == "math":
+        return task.id, "math", extract_answer(text, strict=True)
+    return task.id, "code", extract_code(text)
+
+
+def rewards(tasks: list[Task], texts: list[str], workers: int = 4) -> list[float]:
+    """``reward`` for each (task, text) pair; each distinct answer is scored once, code in
+    parallel sandboxes (a group of G samples often repeats one program)."""
+    keys = [_key(t, x) for t, x in zip(tasks, texts, strict=True)]
+    first: dict = {}
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+    todo = list(first.values())
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(reward, tasks, texts))
+        scored = dict(zip(todo, pool.map(reward, [tasks[i] for i in todo],
+                                         [texts[i] for i in todo]), strict=True))
+    return [scored[first[k]] for k in keys]
 
 
 def evaluate(model, tokenizer, tasks: list[Task], samples: int, temperature: float,

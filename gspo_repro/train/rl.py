@@ -45,7 +45,7 @@ from gspo_repro.rollout.engines import make_engine
 from gspo_repro.routing_replay import RoutingReplay
 from gspo_repro.tasks import Task, make_split
 
-WALL_KEYS = ("wall_s",)  # metrics that legitimately differ between identical runs
+RL_POOL_SEED = 1_000_000
 
 
 class NonFiniteError(RuntimeError):
@@ -182,7 +182,9 @@ class RLRun:
                                      weight_decay=self.rl.weight_decay, betas=(0.9, 0.999))
         self.rr = RoutingReplay(self.model)
         self.n_active = active_params(self.model)
-        self.pools = {f: make_split(f, "train", self.rl.pool, seed=cfg.seed)
+        # Train-split problems from a stream other than SFT's (seed offset), so RL mostly
+        # meets problems whose worked solutions it was not fine-tuned on.
+        self.pools = {f: make_split(f, "train", self.rl.pool, seed=RL_POOL_SEED + cfg.seed)
                       for f in self.rl.families}
         self.log = MetricsLog(self.out / "metrics.jsonl")
         self.queries_log = MetricsLog(self.out / "queries.jsonl")

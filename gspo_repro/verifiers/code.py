@@ -20,5 +20,11 @@ def score_program(text: str, tests, limits: Limits | None = None,
     """(all tests passed, per-test results) for the program in the response ``text``."""
     if not tests:
         raise ValueError("score_program needs at least one test")
-    results = run_tests(extract_code(text), tests, limits, stop_on_failure=stop_on_failure)
+    source = extract_code(text)
+    try:  # compiling runs none of the program; a program that cannot compile needs no sandbox
+        compile(source, "<answer>", "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+        crash = TestResult(Verdict.CRASH, f"does not compile: {type(e).__name__}: {e}"[:200])
+        return False, [crash] * len(tests)
+    results = run_tests(source, tests, limits, stop_on_failure=stop_on_failure)
     return all(r.verdict is Verdict.PASS for r in results), results
