@@ -38,7 +38,7 @@ def test_vllm_loads_and_generates(checkpoint):
         from vllm import LLM, SamplingParams
         if __name__ == "__main__":
             llm = LLM(model={str(checkpoint)!r}, dtype="float32", max_model_len=512,
-                      enforce_eager=True, seed=0)
+                      enforce_eager=True, seed=0, gpu_memory_utilization=0.1)
             outs = llm.generate(["Problem: Evaluate from left to right: 12 + 30\\nSolution:\\n"],
                                 SamplingParams(max_tokens=16, temperature=1.0, seed=0))
             print("GENERATED", len(outs[0].outputs[0].token_ids))
