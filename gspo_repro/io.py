@@ -60,7 +60,16 @@ class MetricsLog:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
 
-    def read(self) -> list[dict]:
+    def truncate(self, n: int) -> None:
+        """Keep the first ``n`` records (rewritten atomically): drop what a killed run wrote
+        after its last checkpoint."""
+        kept = "".join(line + "\n" for line in self._lines()[:n])
+        atomic_write_text(self.path, kept)
+
+    def _lines(self) -> list[str]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        return [line for line in self.path.read_text().splitlines() if line.strip()]
+
+    def read(self) -> list[dict]:
+        return [json.loads(line) for line in self._lines()]

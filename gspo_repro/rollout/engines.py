@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 import os
 import shutil
-import time
 from pathlib import Path
 
 import torch
@@ -197,8 +196,5 @@ def make_engine(name: str, model, tokenizer, checkpoint, workdir, batch_size: in
     if name == "transformers":
         return TransformersEngine(model, tokenizer, batch_size)
     if name == "vllm":
-        t = time.time()
-        eng = VLLMEngine(checkpoint, tokenizer, workdir, sync=vllm_sync)
-        eng.start_s = time.time() - t
-        return eng
+        return VLLMEngine(checkpoint, tokenizer, workdir, sync=vllm_sync)
     raise ValueError(f"unknown rollout engine {name!r}; known: {', '.join(ENGINES)}")

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from gspo_repro.models.logprobs import gather_logprobs
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -52,8 +54,7 @@ def sample(model, tokenizer, prompts: list[str], n: int = 1, max_new_tokens: int
         lps = None
         if logprobs:
             logits = torch.stack(gen.logits, dim=1).float() / temperature  # [B, T, V]
-            lps = (logits.gather(-1, new.unsqueeze(-1)).squeeze(-1)
-                   - torch.logsumexp(logits, -1)).tolist()
+            lps = gather_logprobs(logits, new).tolist()
         for r, (row, i) in enumerate(zip(new.tolist(), idx, strict=True)):
             finished = eos in row
             length = row.index(eos) + 1 if finished else len(row)

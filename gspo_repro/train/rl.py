@@ -21,7 +21,6 @@ One rollout batch (step ``s``):
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import platform
 import random
@@ -38,8 +37,9 @@ from tqdm import tqdm
 from gspo_repro.advantages import group_advantages
 from gspo_repro.config import Config
 from gspo_repro.eval.synthetic import rewards as score
-from gspo_repro.io import MetricsLog, atomic_dir, atomic_write_json, atomic_write_text
+from gspo_repro.io import MetricsLog, atomic_dir, atomic_write_json
 from gspo_repro.models.checkpoint import load_checkpoint, save_checkpoint
+from gspo_repro.models.logprobs import gather_logprobs
 from gspo_repro.objectives import get_objective
 from gspo_repro.rollout.engines import make_engine
 from gspo_repro.routing_replay import RoutingReplay
@@ -122,12 +122,10 @@ def forward_logprobs(model, mb: Micro, temperature: float, entropy: bool = False
     P, R = mb.prompt_len, mb.resp.shape[1]
     logits = model(input_ids=mb.ids, attention_mask=mb.attn, position_ids=mb.pos).logits
     logits = logits[:, P - 1:P + R - 1].float() / temperature
-    lse = torch.logsumexp(logits, -1)
-    lp = logits.gather(-1, mb.ids[:, P:].unsqueeze(-1)).squeeze(-1) - lse
+    lp = gather_logprobs(logits, mb.ids[:, P:])
     ent = None
     if entropy:
-        probs = torch.softmax(logits, -1)
-        ent = lse - (probs * logits).sum(-1)
+        ent = torch.logsumexp(logits, -1) - (torch.softmax(logits, -1) * logits).sum(-1)
     return lp, ent
 
 
@@ -226,10 +224,8 @@ class RLRun:
         self.step, self.bad_in_row = st["step"], st["bad_in_row"]
         self.ledger.update(st["ledger"])
         # Drop what the killed run wrote after its last checkpoint: it will be redone.
-        for log, n in ((self.log, st["metrics_lines"]), (self.queries_log, st["queries_lines"])):
-            lines = log.read()[:n]
-            atomic_write_text(log.path, "".join(json.dumps(r, sort_keys=True) + "\n"
-                                                for r in lines))
+        self.log.truncate(st["metrics_lines"])
+        self.queries_log.truncate(st["queries_lines"])
 
     # ----- one rollout batch ---------------------------------------------------------------
     def _rollout(self, tasks: list[Task]) -> tuple[list, list[Task]]:
