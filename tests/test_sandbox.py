@@ -10,7 +10,7 @@ import time
 import pytest
 
 from gspo_repro.verifiers import Verdict, run_tests, score_program
-from gspo_repro.verifiers.sandbox import NOBODY, Limits, _drops_privileges, isolation
+from gspo_repro.verifiers.sandbox import CHUNK, NOBODY, Limits, _drops_privileges, isolation
 
 LIMITS = Limits(wall_s=2.0, cpu_s=2, mem_mb=256)
 NAMESPACES = isolation() == "namespaces"
@@ -61,6 +61,32 @@ def test_fork_bomb_is_contained():
     while nobody_processes() > before and time.time() < deadline:
         time.sleep(0.1)
     assert nobody_processes() <= before
+
+
+def test_a_fork_bomb_in_one_test_leaves_the_next_unharmed():
+    """Tests share one sandboxed interpreter; what a test leaves behind dies before the next."""
+    src = ("import os\nif input() == 'bomb':\n    while True:\n        try:\n"
+           "            os.fork()\n        except OSError:\n            pass\nprint('ok')")
+    tests = [{"input": "bomb\n", "output": "ok\n"}, {"input": "calm\n", "output": "ok\n"}]
+    first, second = run_tests(src, tests, LIMITS)
+    assert first.verdict in (Verdict.TIMEOUT, Verdict.CRASH)
+    assert second.verdict is Verdict.PASS
+
+
+def test_stop_on_failure_skips_the_rest_after_a_timeout():
+    t0 = time.monotonic()
+    results = run_tests("while True:\n    pass", [{"input": "", "output": "1"}] * 4, LIMITS,
+                        stop_on_failure=True)
+    assert [r.verdict for r in results] == [Verdict.TIMEOUT] * 4
+    assert time.monotonic() - t0 < 2 * LIMITS.wall_s + 3  # one timeout, not four
+
+
+def test_many_tests_span_several_sandboxed_interpreters():
+    tests = [{"input": f"{i}\n", "output": f"{2 * i}\n"} for i in range(CHUNK + 3)]
+    tests[CHUNK + 1]["output"] = "wrong\n"
+    results = run_tests("print(2 * int(input()))", tests, LIMITS)
+    assert [r.verdict for r in results] == (
+        [Verdict.PASS] * (CHUNK + 1) + [Verdict.FAIL] + [Verdict.PASS])
 
 
 def test_memory_bomb_crashes():
