@@ -184,3 +184,19 @@ def test_offload_keeps_records_on_cpu(model, inputs):
     rr.remove()
     with torch.no_grad():
         model(ids, attention_mask=attn)  # hooks gone: nothing recorded, nothing raised
+
+
+def test_grouped_experts_match_the_per_expert_loop(model, inputs):
+    """The factory picks transformers' grouped-GEMM experts for speed; the numbers must be
+    those of the reference per-expert loop, forward and backward."""
+    ids, attn = inputs
+    assert model.config._experts_implementation == "grouped_mm"
+    grads = []
+    for impl in ("grouped_mm", "eager"):
+        model.config._experts_implementation = impl
+        model.zero_grad()
+        logits = model(ids, attention_mask=attn).logits
+        logits.square().mean().backward()
+        grads.append((logits.detach(), model.model.layers[0].mlp.experts.gate_up_proj.grad))
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-5)
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-6)

@@ -8,6 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from gspo_repro.io import atomic_dir
+from gspo_repro.models.tiny import FAST_EXPERTS
 
 
 def save_checkpoint(model, tokenizer, path: str | Path) -> None:
@@ -27,4 +28,6 @@ def load_checkpoint(path: str | Path, dtype: torch.dtype = torch.float32):
         raise ValueError(f"checkpoint {path} does not exist")
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    if getattr(model.config, "num_experts", None):  # an MoE: grouped experts are faster
+        model.config._experts_implementation = FAST_EXPERTS
     return model, tokenizer

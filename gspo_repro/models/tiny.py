@@ -26,6 +26,11 @@ FIXED = dict(
 )
 
 
+# transformers' grouped-GEMM experts: the same numbers as its per-expert loop (checked in
+# tests) and ~20% faster per training step on CPU; not saved into config.json.
+FAST_EXPERTS = "grouped_mm"
+
+
 def tiny_config(**overrides) -> Qwen3MoeConfig:
     """A Qwen3MoeConfig of ModelConfig's default sizes, any field overridable by keyword."""
     defaults = {**FIXED, **dataclasses.asdict(ModelConfig())}
@@ -41,4 +46,5 @@ def build_tiny_model(config: Qwen3MoeConfig | None = None, seed: int = 0) -> Qwe
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen3MoeForCausalLM(config)
+    model.config._experts_implementation = FAST_EXPERTS
     return model.float()
