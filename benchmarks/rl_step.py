@@ -1,7 +1,7 @@
 """Time one RL arm for a few rollout batches; tokens/s per phase.
 
     python benchmarks/rl_step.py --init runs/sft/checkpoint [--algo gspo] [--steps 2]
-                                 [--queries 64] [--group 8] [--engine transformers]
+                                 [--queries 64] [--group 8] [--engine vllm|transformers]
 
 Runs the real loop (gspo_repro.train.rl) with the default config otherwise and writes
 results/bench/rl_step.json: seconds and tokens/s for rollout, reward, old log-probs,
@@ -24,15 +24,15 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--queries", type=int, default=64)
     ap.add_argument("--group", type=int, default=8)
-    ap.add_argument("--engine", default="transformers")
+    ap.add_argument("--engine", help="rollout engine (default: the config's rl.engine)")
     args = ap.parse_args()
 
     from gspo_repro.config import load_config
     from gspo_repro.train.rl import run_rl
 
-    cfg = load_config(args.config, {"rl.steps": args.steps, "rl.queries": args.queries,
-                                    "rl.group_size": args.group, "rl.engine": args.engine,
-                                    "rl.checkpoint_every": 0})
+    over = {"rl.steps": args.steps, "rl.queries": args.queries, "rl.group_size": args.group,
+            "rl.checkpoint_every": 0} | ({"rl.engine": args.engine} if args.engine else {})
+    cfg = load_config(args.config, over)
     out = tempfile.mkdtemp(prefix="bench-rl-")
     run_rl(cfg, args.algo, args.init, out, progress=False)
     recs = [json.loads(x) for x in open(f"{out}/metrics.jsonl")]
@@ -48,7 +48,7 @@ if __name__ == "__main__":
         row["old_logprobs_tokens_per_s"] = round(trained / r["time/old_logprobs"], 1)
         row["update_tokens_per_s"] = round(trained / r["time/update"], 1)
         per_step.append(row)
-    result = {"algo": args.algo, "engine": args.engine, "init": args.init,
+    result = {"algo": args.algo, "engine": cfg.rl.engine, "init": args.init,
               "queries": args.queries, "group_size": args.group,
               "minibatches": cfg.rl.minibatches, "max_new_tokens": cfg.rl.max_new_tokens,
               "per_step": per_step,

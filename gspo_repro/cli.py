@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _probe(args: argparse.Namespace) -> int:
@@ -87,6 +88,63 @@ def _eval_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from gspo_repro.eval.lm_eval_tasks import run_task, write_task
+
+    cfg = _config(args)
+    ev = cfg.eval
+    if args.benchmark not in ev.benchmarks:
+        raise SystemExit(f"gspo-repro eval: unknown benchmark {args.benchmark!r}; known: "
+                         f"{', '.join(ev.benchmarks)}")
+    if not (args.ckpt / "config.json").exists():
+        raise SystemExit(f"gspo-repro eval: no HF checkpoint at {args.ckpt}")
+    task_dir = write_task(args.benchmark, args.task_dir, ev.n_problems, cfg.seed, ev.samples,
+                          ev.temperature, ev.max_new_tokens)
+    rep = run_task(args.ckpt, task_dir, args.benchmark, args.out, backend=args.backend or
+                   ev.backend, seed=cfg.seed, batch_size=ev.batch_size, limit=args.limit)
+    print(f"eval {args.benchmark}: avg@{rep['k']} = {rep['avg_at_k']:.4f} over "
+          f"{rep['n_problems']} problems -> {args.out}")
+    return 0
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from gspo_repro.analysis import analyze
+
+    try:
+        head = analyze(_config(args), args.out)
+    except ValueError as e:
+        raise SystemExit(f"gspo-repro analyze: {e}") from None
+    print(json.dumps(head))
+    return 0
+
+
+def _manifest(args: argparse.Namespace) -> int:
+    from gspo_repro.manifest import write_manifest
+
+    print(f"manifest: {write_manifest(args.results, _config(args).to_dict())}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from gspo_repro.manifest import verify
+
+    problems = verify(args.results)
+    for p in problems:
+        print(f"gspo-repro verify: {p}", file=sys.stderr)
+    if not problems:
+        print(f"verify: every artifact under {args.results} matches its manifest")
+    return 1 if problems else 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    import yaml
+
+    from gspo_repro.schema import config_schema
+
+    print(yaml.safe_dump(config_schema(), sort_keys=False, width=100), end="")
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config (defaults where absent)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -124,6 +182,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--families", nargs="+", default=["math", "code", "rated"])
     p.add_argument("--out", help="JSON report path")
     p.set_defaults(func=_eval_synthetic)
+
+    p = sub.add_parser("eval", help="one checkpoint on one benchmark through lm-eval (avg@k)")
+    _common(p)
+    p.add_argument("--ckpt", required=True, type=Path, help="HF checkpoint directory")
+    p.add_argument("--benchmark", required=True, help="one of eval.benchmarks")
+    p.add_argument("--task-dir", required=True, help="where the lm-eval task is written")
+    p.add_argument("--out", required=True, help="JSON report path")
+    p.add_argument("--backend", choices=["vllm", "hf"], help="default: eval.backend")
+    p.add_argument("--limit", type=int, help="only the first N problems (smoke runs)")
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("analyze", help="tables and plots from a workflow's run directory")
+    _common(p)
+    p.add_argument("--out", required=True, help="results directory")
+    p.set_defaults(func=_analyze)
+
+    p = sub.add_parser("manifest", help="hash every artifact of a results directory")
+    _common(p)
+    p.add_argument("results", help="results directory")
+    p.set_defaults(func=_manifest)
+
+    p = sub.add_parser("verify", help="check a results directory against its manifest")
+    p.add_argument("results", help="results directory")
+    p.set_defaults(func=_verify)
+
+    p = sub.add_parser("schema", help="print the config's JSON schema (YAML)")
+    p.set_defaults(func=_schema)
     return parser
 
 

@@ -21,7 +21,7 @@ import torch
 from gspo_repro.config import load_config
 
 SMALL = {"rl.steps": 3, "rl.queries": 4, "rl.group_size": 4, "rl.max_new_tokens": 24,
-         "rl.pool": 50, "rl.checkpoint_every": 1}
+         "rl.pool": 50, "rl.checkpoint_every": 1, "rl.engine": "transformers"}
 ARMS = ("grpo", "grpo_rr", "gspo", "gspo_token")
 
 

@@ -35,8 +35,10 @@ def sample(model, tokenizer, prompts: list[str], n: int = 1, max_new_tokens: int
     With ``logprobs`` each sample carries log pi(token | prefix) of its tokens, computed from
     the logits ``generate`` sampled from, scaled by ``temperature``.
     """
-    was_training = model.training
+    was_training, experts = model.training, getattr(model.config, "_experts_implementation", None)
     model.eval()
+    if experts is not None:  # decoding one token per sequence: the per-expert loop is faster
+        model.config._experts_implementation = "eager"
     expanded = [i for i in range(len(prompts)) for _ in range(n)]
     out: list[Sample] = []
     eos = tokenizer.eos_token_id
@@ -63,4 +65,6 @@ def sample(model, tokenizer, prompts: list[str], n: int = 1, max_new_tokens: int
             out.append(Sample(i, text, tuple(row), finished,
                               tuple(lps[r][:length]) if lps is not None else ()))
     model.train(was_training)
+    if experts is not None:
+        model.config._experts_implementation = experts
     return out

@@ -405,6 +405,9 @@ class RLRun:
                 bar.update(1)
                 bar.set_postfix(reward=f"{rec['reward_mean']:.3f}",
                                 clip=f"{rec.get('clip_frac', 0):.4f}")
+                if self.step in eval_steps(rl):
+                    save_checkpoint(self.model, self.tokenizer,
+                                    self.out / "checkpoints" / f"step{self.step}")
                 if rl.checkpoint_every and self.step % rl.checkpoint_every == 0 \
                         and self.step < rl.steps:
                     self._save_state()
@@ -428,6 +431,14 @@ class RLRun:
                        for k, v in sorted(self.ledger.items())},
         })
         return self.out / "checkpoint"
+
+
+def eval_steps(rl) -> list[int]:
+    """Steps whose HF checkpoints are kept (checkpoints/step{N}): every ``save_every``
+    rollout batches and the last; none when ``save_every`` is 0."""
+    if not rl.save_every:
+        return []
+    return sorted({*range(rl.save_every, rl.steps + 1, rl.save_every), rl.steps})
 
 
 def run_rl(cfg: Config, algo: str, init: str | Path, out: str | Path, resume: bool = False,

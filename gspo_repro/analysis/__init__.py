@@ -1,0 +1,39 @@
+"""Tables and plots from a workflow's metrics and evaluation files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gspo_repro.analysis import plots, tables
+from gspo_repro.config import Config
+from gspo_repro.io import atomic_write_text
+
+FIGURES = ("fig1_reward_vs_compute", "fig1_scores_vs_step", "fig2_clip_fraction",
+           "fig3_routing_replay", "expert_volatility")
+TABLES = ("summary.csv", "summary.md", "curves.csv", "training.csv")
+
+
+def analyze(cfg: Config, out: str | Path) -> dict:
+    """Write every table (CSV, Markdown) and figure (PNG) under ``out``; return the headline
+    numbers (clip ratio, compute warnings)."""
+    out = Path(out)
+    arms, seeds = list(cfg.arms), list(cfg.seeds)
+    train = tables.training_frame(cfg.run_dir, arms, seeds)
+    evals = tables.eval_frame(cfg.run_dir, arms, seeds)
+    led = tables.ledgers(cfg.run_dir, arms, seeds)
+    warnings = tables.compute_check(led)
+    summary = tables.summary_table(train, evals, led)
+    ratio = tables.clip_ratio(summary)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "tables" / "summary.csv", summary.to_csv(index=False))
+    atomic_write_text(out / "tables" / "summary.md", tables.to_markdown(summary, warnings, ratio))
+    atomic_write_text(out / "tables" / "curves.csv", evals.to_csv(index=False))
+    keep = [c for c in train.columns if not c.startswith("time/")]
+    atomic_write_text(out / "tables" / "training.csv", train[keep].to_csv(index=False))
+    figs = out / "figures"
+    plots.reward_vs_compute(train, figs / "fig1_reward_vs_compute.png")
+    plots.scores_vs_step(evals, figs / "fig1_scores_vs_step.png")
+    plots.clip_fraction(train, figs / "fig2_clip_fraction.png")
+    plots.routing_replay(train, evals, figs / "fig3_routing_replay.png")
+    plots.volatility(train, figs / "expert_volatility.png")
+    return {"clip_ratio_gspo_over_grpo": ratio, "compute_warnings": warnings}

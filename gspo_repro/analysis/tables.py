@@ -1,0 +1,173 @@
+"""Tables from metrics and evaluation files only: nothing here recomputes a training quantity.
+
+Layout read (what the workflow writes under ``run_dir``):
+
+    rl/{arm}/seed{seed}/metrics.jsonl, run.json     one line per rollout batch; the ledger
+    eval/sft/{bench}.json                           the shared starting point (step 0)
+    eval/{arm}/seed{seed}/step{step}/{bench}.json   lm-eval reports along training
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+from pathlib import Path
+
+import pandas as pd
+
+from gspo_repro.eval.elo import METHOD as ELO_METHOD
+from gspo_repro.eval.elo import elo_estimate
+
+# Ledger entries that must agree between arms for the comparison to be at matched compute.
+MATCHED = ("queries", "samples", "rollout_batches", "updates")
+# Student-t 97.5% quantiles for n - 1 degrees of freedom (n seeds), n = 2..10.
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+         9: 2.262}
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t-interval (nan with fewer than two values)."""
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return math.nan, math.nan
+    m = statistics.fmean(values)
+    if len(values) < 2:
+        return m, math.nan
+    t = _T975.get(len(values) - 1, 1.96)
+    return m, t * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def training_frame(run_dir: str | Path, arms: list[str], seeds: list[int]) -> pd.DataFrame:
+    """One row per (arm, seed, rollout batch) with the metrics.jsonl fields and cumulative
+    compute (FLOPs, rollout tokens)."""
+    rows = []
+    for arm in arms:
+        for seed in seeds:
+            path = Path(run_dir) / "rl" / arm / f"seed{seed}" / "metrics.jsonl"
+            if not path.exists():
+                raise ValueError(f"missing training metrics {path}")
+            flops = tokens = 0.0
+            for rec in _read_jsonl(path):
+                flops += rec.get("flops", 0.0)
+                tokens += rec.get("tokens_generated", 0.0)
+                rows.append({**rec, "arm": arm, "seed": seed, "cum_flops": flops,
+                             "cum_rollout_tokens": tokens})
+    return pd.DataFrame(rows)
+
+
+def eval_frame(run_dir: str | Path, arms: list[str], seeds: list[int]) -> pd.DataFrame:
+    """One row per (arm, seed, step, benchmark): avg@k, and for ``rated`` an Elo estimate.
+    The SFT checkpoint's evaluation is step 0 of every arm."""
+    root = Path(run_dir) / "eval"
+    rows = []
+
+    def add(path: Path, arm: str, seed: int, step: int) -> None:
+        rep = json.loads(path.read_text())
+        row = {"arm": arm, "seed": seed, "step": step, "benchmark": rep["benchmark"],
+               "score": rep["avg_at_k"], "k": rep["k"], "n_problems": rep["n_problems"]}
+        if rep["benchmark"] == "rated":
+            pp = rep["per_problem"]
+            row["elo"] = elo_estimate([p["difficulty"] for p in pp], [p["avg_at_k"] for p in pp])
+        rows.append(row)
+
+    sft = sorted((root / "sft").glob("*.json"))
+    for arm in arms:
+        for seed in seeds:
+            for path in sft:
+                add(path, arm, seed, 0)
+            for path in sorted((root / arm / f"seed{seed}").glob("step*/*.json")):
+                step = int(re.fullmatch(r"step(\d+)", path.parent.name).group(1))
+                add(path, arm, seed, step)
+    return pd.DataFrame(rows)
+
+
+def ledgers(run_dir: str | Path, arms: list[str], seeds: list[int]) -> pd.DataFrame:
+    """The compute ledger of every RL run (run.json), one row per (arm, seed)."""
+    rows = []
+    for arm in arms:
+        for seed in seeds:
+            run = json.loads((Path(run_dir) / "rl" / arm / f"seed{seed}" / "run.json").read_text())
+            rows.append({"arm": arm, "seed": seed, **run["ledger"]})
+    return pd.DataFrame(rows)
+
+
+def compute_check(led: pd.DataFrame) -> list[str]:
+    """Ledger entries that differ between runs: empty when compute matched."""
+    return [f"{k} differs across runs: {sorted(set(led[k]))}" for k in MATCHED
+            if k in led and led[k].nunique() > 1]
+
+
+def summary_table(train: pd.DataFrame, evals: pd.DataFrame, led: pd.DataFrame) -> pd.DataFrame:
+    """Per arm: final and best benchmark scores (mean +- 95% CI over seeds), the Elo on
+    ``rated``, clip fraction, expert volatility and compute used."""
+    rows = []
+    for arm, tr in train.groupby("arm", sort=False):
+        row = {"arm": arm, "seeds": tr["seed"].nunique()}
+        ev = evals[evals["arm"] == arm]
+        for bench, eb in ev.groupby("benchmark"):
+            last = eb[eb["step"] == eb["step"].max()]
+            finals = last.groupby("seed")["score"].mean().tolist()
+            bests = eb.groupby("seed")["score"].max().tolist()
+            row[f"{bench}_final"], row[f"{bench}_final_ci"] = mean_ci(finals)
+            row[f"{bench}_best"], row[f"{bench}_best_ci"] = mean_ci(bests)
+            if bench == "rated":
+                row["rated_elo_final"], row["rated_elo_final_ci"] = mean_ci(
+                    last.groupby("seed")["elo"].mean().tolist())
+        row["clip_frac"], row["clip_frac_ci"] = mean_ci(
+            tr.groupby("seed")["clip_frac"].mean().tolist())
+        if "volatility" in tr:
+            row["volatility"], row["volatility_ci"] = mean_ci(
+                tr.groupby("seed")["volatility"].mean().tolist())
+        lr = led[led["arm"] == arm]
+        for k in ("rollout_tokens", "trained_tokens", "flops", "wall_s"):
+            if k in lr:
+                row[k] = float(lr[k].mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def clip_ratio(summary: pd.DataFrame, num: str = "gspo", den: str = "grpo") -> float:
+    """Mean clip fraction of arm ``num`` over that of arm ``den`` (nan if either is absent)."""
+    s = summary.set_index("arm")["clip_frac"]
+    if num not in s or den not in s or s[den] == 0:
+        return math.nan
+    return float(s[num] / s[den])
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "n/a"
+        return f"{v:.3g}" if abs(v) >= 1e4 or abs(v) < 1e-2 else f"{v:.3f}".rstrip("0")
+    return str(v)
+
+
+def to_markdown(summary: pd.DataFrame, warnings: list[str], ratio: float) -> str:
+    """The summary as a Markdown table: "x +- ci" cells, then the clip ratio and checks."""
+    cols = [c for c in summary.columns if not c.endswith("_ci")]
+    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+    lines = []
+    for _, r in summary.iterrows():
+        cells = []
+        for c in cols:
+            ci = r.get(f"{c}_ci")
+            cell = _fmt(r[c])
+            if ci is not None and not (isinstance(ci, float) and math.isnan(ci)):
+                cell += f" ± {_fmt(ci)}"
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [f"\nGSPO/GRPO mean clip-fraction ratio: {_fmt(ratio)} (paper, Fig. 2: ~100x).",
+             "Scores are avg@k over held-out problems; ± is the 95% t-interval over seeds "
+             "(n/a with one seed).",
+             f"Elo on `rated`: {ELO_METHOD}, clamped to [0, 4000]."]
+    if warnings:
+        notes += [f"**WARNING: compute did not match across arms: {w}**" for w in warnings]
+    else:
+        notes.append("Compute matched across arms: " + ", ".join(MATCHED) + " agree.")
+    return head + "\n".join(lines) + "\n" + "\n".join(notes) + "\n"

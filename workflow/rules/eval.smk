@@ -1,0 +1,28 @@
+# Every checkpoint on every benchmark through lm-eval: the SFT start ("sft") and each arm's
+# kept checkpoints ("{arm}/seed{seed}/step{step}"), so curves exist, not just end points.
+
+
+rule eval:
+    input:
+        cfg=f"{RUN}/config/eval.yaml",
+        done=lambda wc: checkpoint_of(wc)[0],
+    output:
+        f"{RUN}/eval/{{ckpt}}/{{bench}}.json",
+    params:
+        ckpt=lambda wc: checkpoint_of(wc)[1],
+        task_dir=lambda wc: f"{RUN}/tasks/{wc.bench}",
+    wildcard_constraints:
+        ckpt=r"sft|[A-Za-z0-9_]+/seed\d+/step\d+",
+    log:
+        f"{RUN}/logs/eval/{{ckpt}}/{{bench}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/eval/{{ckpt}}/{{bench}}.tsv"
+    conda:
+        ENV
+    resources:
+        gpu=res("eval", "gpu"),
+        mem_mb=res("eval", "mem_mb"),
+        runtime=res("eval", "runtime"),
+    shell:
+        "gspo-repro eval --config {input.cfg} --ckpt {params.ckpt} --benchmark {wildcards.bench}"
+        " --task-dir {params.task_dir} --out {output} > {log} 2>&1"
