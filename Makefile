@@ -5,8 +5,9 @@ PY := .venv/bin/python
 setup:
 	bash scripts/setup.sh
 
+# The whole tiny reproduction: SFT -> grpo, grpo_rr, gspo -> lm-eval -> tables, figures.
 repro: setup
-	.venv/bin/gspo-repro probe
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/snakemake --profile profiles/default
 
 test: setup
 	$(PY) -m pytest -q

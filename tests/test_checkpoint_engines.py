@@ -62,3 +62,19 @@ def test_lm_eval_hf_loads_and_generates(checkpoint, tmp_path):
                                                           "do_sample": False}), 0)
     [text] = lm.generate_until([req], disable_tqdm=True)
     assert isinstance(text, str) and len(text) > 0
+
+
+def test_lm_eval_runs_a_synthetic_benchmark_end_to_end(checkpoint, tmp_path):
+    """`gspo-repro eval`: the task through lm-eval's vllm model, k samples per problem."""
+    out = tmp_path / "code.json"
+    cmd = [sys.executable, "-m", "gspo_repro.cli", "eval", "--ckpt", str(checkpoint),
+           "--benchmark", "code", "--task-dir", str(tmp_path / "task"), "--out", str(out),
+           "--set", "eval.n_problems=3", "--set", "eval.samples=2",
+           "--set", "eval.max_new_tokens=32"]
+    env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rep = json.loads(out.read_text())
+    assert rep["backend"] == "vllm" and rep["n_problems"] == 3 and rep["k"] == 2
+    assert 0.0 <= rep["avg_at_k"] <= 1.0
+    assert all(p["k"] == 2 and len(p["response_chars"]) == 2 for p in rep["per_problem"])

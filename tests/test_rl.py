@@ -155,7 +155,7 @@ def test_transformers_engine_follows_updates(sft_ckpt):
     model(ids, labels=ids).loss.backward()
     opt.step()
     eng = TransformersEngine(model, tok)
-    prompts = ["Evaluate left to right: 40-2\nSolution:\n", "Read a line of integers. "]
+    prompts = ["Evaluate left to right: 40-2\n", "Read a line of integers; "]
     samples = eng.generate(prompts, 2, 20, 1.0, seed=3)
     p_ids = [tok(prompts[s.prompt_index])["input_ids"] for s in samples]
     mb = pack(p_ids, [s.token_ids for s in samples], list(range(len(samples))),

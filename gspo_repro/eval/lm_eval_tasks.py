@@ -11,6 +11,7 @@ and solves, which the CodeForces-like ``rated`` Elo is estimated from.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -114,6 +115,7 @@ def run_task(checkpoint: str | Path, task_dir: str | Path, family: str, out: str
         raise ValueError(f"unknown eval backend {backend!r}; known: vllm, hf")
     name = task_name(family)
     if backend == "vllm":
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine in this process
         _import_lm_eval_vllm()
     res = lm_eval.simple_evaluate(
         model=backend, model_args=model_args, tasks=[name], batch_size=batch_size,

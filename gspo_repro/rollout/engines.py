@@ -179,7 +179,7 @@ class VLLMEngine(RolloutEngine):
         self._restart(model)
 
     @torch.no_grad()
-    def probe_gap(self, model, prompt: str = "Evaluate left to right: 12+3\nSolution:\n") -> float:
+    def probe_gap(self, model, prompt: str = "Evaluate left to right: 12+3\n") -> float:
         """Max |engine - trainer| log-prob over 16 sampled tokens of one probe prompt."""
         from gspo_repro.models.logprobs import token_logprobs
 

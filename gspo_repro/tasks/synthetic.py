@@ -48,31 +48,31 @@ def _math(rng: random.Random, steps: int) -> Task:
         lines.append(f"{value}{op}{b}={new}")
         expr.append(f"{op}{b}")
         value = new
-    prompt = f"Evaluate left to right: {''.join(expr)}\nSolution:\n"
+    prompt = f"Evaluate left to right: {''.join(expr)}\n"
     solution = "\n".join(lines) + f"\nThe answer is \\boxed{{{value}}}."
     return Task(_id("math", prompt), "math", prompt, str(value), steps, solution=solution)
 
 
 # (description, code line, function) per pipeline step; k is the step's constant.
 _MAPS: dict[str, tuple[str, str, Callable[[list[int], int], list[int]]]] = {
-    "add": ("add {k} to each", "a=[x+{k} for x in a]", lambda a, k: [x + k for x in a]),
-    "sub": ("subtract {k} from each", "a=[x-{k} for x in a]",
+    "add": ("add {k}", "a=[x+{k} for x in a]", lambda a, k: [x + k for x in a]),
+    "sub": ("subtract {k}", "a=[x-{k} for x in a]",
             lambda a, k: [x - k for x in a]),
-    "mul": ("multiply each by {k}", "a=[x*{k} for x in a]",
+    "mul": ("multiply by {k}", "a=[x*{k} for x in a]",
             lambda a, k: [x * k for x in a]),
-    "gt": ("keep those above {k}", "a=[x for x in a if x>{k}]",
+    "gt": ("keep above {k}", "a=[x for x in a if x>{k}]",
            lambda a, k: [x for x in a if x > k]),
-    "lt": ("keep those below {k}", "a=[x for x in a if x<{k}]",
+    "lt": ("keep below {k}", "a=[x for x in a if x<{k}]",
            lambda a, k: [x for x in a if x < k]),
-    "even": ("keep the even ones", "a=[x for x in a if x%2==0]",
+    "even": ("keep evens", "a=[x for x in a if x%2==0]",
              lambda a, k: [x for x in a if x % 2 == 0]),
-    "odd": ("keep the odd ones", "a=[x for x in a if x%2==1]",
+    "odd": ("keep odds", "a=[x for x in a if x%2==1]",
             lambda a, k: [x for x in a if x % 2 == 1]),
 }
 _FINALS: dict[str, tuple[str, str, Callable[[list[int]], str]]] = {
-    "sum": ("print their sum", "print(sum(a))", lambda a: str(sum(a))),
-    "count": ("print their count", "print(len(a))", lambda a: str(len(a))),
-    "max": ("print the largest (0 if none)", "print(max(a,default=0))",
+    "sum": ("print the sum", "print(sum(a))", lambda a: str(sum(a))),
+    "count": ("print the count", "print(len(a))", lambda a: str(len(a))),
+    "max": ("print the max (0 if none)", "print(max(a,default=0))",
             lambda a: str(max(a, default=0))),
     "sorted": ("print them sorted", "print(*sorted(a))",
                lambda a: " ".join(map(str, sorted(a)))),
@@ -85,8 +85,8 @@ def _program(rng: random.Random, steps: int, family: str, rating: int | None) ->
     ops = [(name, rng.randint(*_CONST[name]) if name in _CONST else 0)
            for name in rng.choices(list(_MAPS), k=steps)]
     final = rng.choice(list(_FINALS))
-    desc = ", then ".join(_MAPS[n][0].format(k=k) for n, k in ops)
-    prompt = f"Read a line of integers. {desc[0].upper()}{desc[1:]}, then {_FINALS[final][0]}.\n"
+    desc = "; ".join([*(_MAPS[n][0].format(k=k) for n, k in ops), _FINALS[final][0]])
+    prompt = f"Read a line of integers; {desc}.\n"
     code = "\n".join(["a=list(map(int,input().split()))",
                       *(_MAPS[n][1].format(k=k) for n, k in ops), _FINALS[final][1]])
     tests = []

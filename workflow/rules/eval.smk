@@ -17,6 +17,7 @@ rule eval:
         f"{RUN}/logs/eval/{{ckpt}}/{{bench}}.log",
     benchmark:
         f"{RUN}/benchmarks/eval/{{ckpt}}/{{bench}}.tsv"
+    threads: 1
     conda:
         ENV
     resources:

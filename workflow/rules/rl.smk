@@ -16,6 +16,7 @@ rule rl:
     params:
         init=f"{RUN}/sft/checkpoint",
         out=lambda wc: f"{RUN}/rl/{wc.arm}/seed{wc.seed}",
+    threads: 2
     conda:
         ENV
     resources:

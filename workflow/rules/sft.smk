@@ -13,6 +13,7 @@ rule sft:
         f"{RUN}/benchmarks/sft.tsv"
     params:
         out=lambda wc, output: os.path.dirname(output.run),
+    threads: 2
     conda:
         ENV
     resources:
