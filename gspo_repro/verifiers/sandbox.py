@@ -33,7 +33,6 @@ import enum
 import functools
 import json
 import os
-import resource
 import select
 import shutil
 import signal
@@ -56,6 +55,9 @@ _RUNNER = r"""
 import atexit, json, os, resource, select, signal, socket, _socket, sys, time, traceback
 spec = json.loads(sys.argv[1])
 lim, in_ns = spec["limits"], spec["namespace"]
+for res, value in ((resource.RLIMIT_CPU, spec["runner_cpu_s"]), (resource.RLIMIT_AS, lim["mem"]),
+                   (resource.RLIMIT_NPROC, lim["nproc"]), (resource.RLIMIT_CORE, 0)):
+    resource.setrlimit(res, (value, value))
 try:  # non-dumpable: a program of the same user cannot open this runner's fds via /proc
     import ctypes
     ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
@@ -74,7 +76,9 @@ def child(i, fds):
     os.mkdir("run%d" % i, 0o700)
     os.chdir("run%d" % i)
     os.environ["HOME"] = os.getcwd()
-    for res, value in ((resource.RLIMIT_CPU, lim["cpu_s"]), (resource.RLIMIT_AS, lim["mem"]),
+    # CPU: SIGXCPU at the soft limit (a timeout verdict), SIGKILL only a second later
+    resource.setrlimit(resource.RLIMIT_CPU, (lim["cpu_s"], lim["cpu_s"] + 1))
+    for res, value in ((resource.RLIMIT_AS, lim["mem"]),
                        (resource.RLIMIT_FSIZE, lim["output_bytes"]),
                        (resource.RLIMIT_NPROC, lim["nproc"]),
                        (resource.RLIMIT_NOFILE, lim["nofile"]), (resource.RLIMIT_CORE, 0)):
@@ -124,8 +128,18 @@ def exited(pid, timeout):
     finally:
         os.close(fd)
 
+def fork():
+    # The sandbox user's process count is shared: a fork bomb's remains, still being torn
+    # down in another namespace, can refuse a fork for a moment. Wait rather than crash.
+    for _ in range(100):
+        try:
+            return os.fork()
+        except BlockingIOError:
+            time.sleep(0.02)
+    return os.fork()
+
 for i, fds in enumerate(spec["fds"]):
-    pid = os.fork()
+    pid = fork()
     if pid == 0:
         try:
             child(i, fds)
@@ -249,17 +263,6 @@ def _command(python: str, spec: dict) -> list[str]:
     return [*_ns_prefix(), "sh", "-c", inner, "sandbox", *drop, *run]
 
 
-def _runner_limits(limits: Limits, n_tests: int):
-    """The runner's own rlimits: room for every test's CPU time and its forks."""
-    def apply():
-        for res, value in ((resource.RLIMIT_CPU, limits.cpu_s * n_tests + 5),
-                           (resource.RLIMIT_AS, limits.mem_mb << 20),
-                           (resource.RLIMIT_NPROC, limits.nproc), (resource.RLIMIT_CORE, 0)):
-            resource.setrlimit(res, (value, value))
-
-    return apply
-
-
 def _same_output(got: str, want: str) -> bool:
     """Equal up to trailing whitespace on each line and trailing blank lines."""
     norm = lambda s: "\n".join(line.rstrip() for line in s.rstrip().splitlines())  # noqa: E731
@@ -336,8 +339,10 @@ def _run_chunk(source: str, base: str, first: int, tests, limits: Limits,
                 f.write(test.get("input", ""))
             files += [open(p["in"], "rb"), open(p["out"], "wb"), open(p["err"], "wb")]
         fds = [[f.fileno() for f in files[k:k + 3]] for k in range(0, len(files), 3)]
+        # The runner sets its own rlimits before anything untrusted runs: no preexec_fn, so
+        # Popen can vfork, which stays fast when this process is large (a loaded engine).
         spec = {"fds": fds, "namespace": isolation() == "namespaces",
-                "stop_on_error": stop_on_error,
+                "stop_on_error": stop_on_error, "runner_cpu_s": limits.cpu_s * len(tests) + 5,
                 "limits": {"wall_s": limits.wall_s, "cpu_s": limits.cpu_s,
                            "mem": limits.mem_mb << 20, "output_bytes": limits.output_bytes,
                            "nproc": limits.nproc, "nofile": limits.nofile}}
@@ -347,8 +352,7 @@ def _run_chunk(source: str, base: str, first: int, tests, limits: Limits,
                 proc = subprocess.Popen(
                     _command(sandbox_python(), spec), cwd=workdir, stdin=subprocess.DEVNULL,
                     stdout=frep, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
-                    pass_fds=[fd for trio in fds for fd in trio],
-                    preexec_fn=_runner_limits(limits, len(tests)))
+                    pass_fds=[fd for trio in fds for fd in trio])
             except OSError as e:
                 return [TestResult(Verdict.CRASH, f"could not start: {e}")] * len(tests)
             try:
