@@ -76,7 +76,10 @@ def routing_replay(train: pd.DataFrame, evals: pd.DataFrame, path: Path) -> Path
                  x="step", y="score", hue="arm", marker="o", palette=pal, errorbar=("ci", 95),
                  ax=axes[1])
     axes[1].set(xlabel="RL step", ylabel="avg@k", title="Held-out math")
-    fig.suptitle("GRPO needs Routing Replay on an MoE; GSPO does not (paper Fig. 3)")
+    # The paper's finding is that GRPO needs replay on an MoE and GSPO does not; the title
+    # names the comparison, not the finding, which this run may or may not show.
+    fig.suptitle("GRPO, GRPO + Routing Replay and GSPO on the MoE (counterpart of paper Fig. 3)",
+                 y=1.03)
     return _save(fig, path)
 
 
