@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gspo_repro.analysis import plots, tables
 from gspo_repro.config import Config
 from gspo_repro.io import atomic_write_text
 
+# What analyze writes, by name; the workflow declares its outputs from these.
 FIGURES = ("fig1_reward_vs_compute", "fig1_scores_vs_step", "fig2_clip_fraction",
            "fig3_routing_replay", "expert_volatility")
 TABLES = ("summary.csv", "summary.md", "curves.csv", "training.csv")
@@ -16,6 +16,8 @@ TABLES = ("summary.csv", "summary.md", "curves.csv", "training.csv")
 def analyze(cfg: Config, out: str | Path) -> dict:
     """Write every table (CSV, Markdown) and figure (PNG) under ``out``; return the headline
     numbers (clip ratio, compute warnings)."""
+    from gspo_repro.analysis import plots, tables  # pandas, seaborn: only when analysing
+
     out = Path(out)
     arms, seeds = list(cfg.arms), list(cfg.seeds)
     train = tables.training_frame(cfg.run_dir, arms, seeds)

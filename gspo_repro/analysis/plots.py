@@ -31,14 +31,24 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _per_arm_line(train: pd.DataFrame, x: str, y: str, labels: dict, path: Path,
+                  log: bool = False) -> Path:
+    """One line per arm of ``y`` against ``x`` (95% bands over seeds), saved to ``path``."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    data = train[train[y] > 0] if log else train  # a log axis cannot show zeros
+    sns.lineplot(data, x=x, y=y, hue="arm", palette=_palette(train.arm), errorbar=("ci", 95),
+                 ax=ax)
+    if log:
+        ax.set_yscale("log")
+    ax.set(**labels)
+    return _save(fig, path)
+
+
 def reward_vs_compute(train: pd.DataFrame, path: Path) -> Path:
     """Fig. 1 (left): training reward against cumulative training FLOPs, per arm."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    sns.lineplot(train, x="cum_flops", y="reward_mean", hue="arm", palette=_palette(train.arm),
-                 errorbar=("ci", 95), ax=ax)
-    ax.set(xlabel="training compute (FLOPs, cumulative)", ylabel="training reward (mean)",
-           title="Training reward vs compute")
-    return _save(fig, path)
+    return _per_arm_line(train, "cum_flops", "reward_mean", {
+        "xlabel": "training compute (FLOPs, cumulative)", "ylabel": "training reward (mean)",
+        "title": "Training reward vs compute"}, path)
 
 
 def scores_vs_step(evals: pd.DataFrame, path: Path) -> Path:
@@ -53,14 +63,9 @@ def scores_vs_step(evals: pd.DataFrame, path: Path) -> Path:
 
 def clip_fraction(train: pd.DataFrame, path: Path) -> Path:
     """Fig. 2: fraction of clipped tokens per step, per arm, on a log axis."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    data = train[train["clip_frac"] > 0]
-    sns.lineplot(data, x="step", y="clip_frac", hue="arm", palette=_palette(train.arm),
-                 errorbar=("ci", 95), ax=ax)
-    ax.set_yscale("log")
-    ax.set(xlabel="RL step (rollout batches)", ylabel="clipped token fraction (log)",
-           title="Clipping fractions")
-    return _save(fig, path)
+    return _per_arm_line(train, "step", "clip_frac", {
+        "xlabel": "RL step (rollout batches)", "ylabel": "clipped token fraction (log)",
+        "title": "Clipping fractions"}, path, log=True)
 
 
 def routing_replay(train: pd.DataFrame, evals: pd.DataFrame, path: Path) -> Path:
@@ -85,9 +90,6 @@ def routing_replay(train: pd.DataFrame, evals: pd.DataFrame, path: Path) -> Path
 
 def volatility(train: pd.DataFrame, path: Path) -> Path:
     """Share of (token, layer) expert sets that change after one rollout batch's updates."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    sns.lineplot(train, x="step", y="volatility", hue="arm", palette=_palette(train.arm),
-                 errorbar=("ci", 95), ax=ax)
-    ax.set(xlabel="RL step (rollout batches)", ylabel="activated experts changed (share)",
-           title="Expert-activation volatility per update round")
-    return _save(fig, path)
+    return _per_arm_line(train, "step", "volatility", {
+        "xlabel": "RL step (rollout batches)", "ylabel": "activated experts changed (share)",
+        "title": "Expert-activation volatility per update round"}, path)

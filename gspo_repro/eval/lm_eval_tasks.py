@@ -40,9 +40,14 @@ def _task(doc: dict) -> Task:
                 tuple(json.loads(doc["tests"])), meta=json.loads(doc["meta"]))
 
 
+def _responses(results: list) -> list[str]:
+    """The k response texts of one document: lm-eval nests them once after a filter."""
+    return results[0] if results and isinstance(results[0], list) else results
+
+
 def process_results(doc: dict, results: list) -> dict:
     """lm-eval's per-document hook: the share of the k responses that solve the problem."""
-    texts = results[0] if results and isinstance(results[0], list) else results
+    texts = _responses(results)
     task = _task(doc)
     scores = rewards([task] * len(texts), list(texts))
     return {"avg_at_k": sum(scores) / len(scores)}
@@ -125,8 +130,7 @@ def run_task(checkpoint: str | Path, task_dir: str | Path, family: str, out: str
     samples = res["samples"][name]
     per_problem = []
     for s in samples:
-        doc, resps = s["doc"], s["filtered_resps"]
-        texts = resps[0] if resps and isinstance(resps[0], list) else resps
+        doc, texts = s["doc"], _responses(s["filtered_resps"])
         per_problem.append({"id": doc["id"], "difficulty": doc["difficulty"],
                             "k": len(texts), "avg_at_k": s["avg_at_k"],
                             "response_chars": [len(t) for t in texts]})

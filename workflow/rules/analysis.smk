@@ -1,4 +1,6 @@
-# Tables, figures and the manifest, from the metrics and evaluation files only.
+# Tables, figures and the manifest, from the metrics and evaluation files only. Their names
+# come from the package (gspo_repro.analysis), which writes them.
+from gspo_repro.analysis import FIGURES as ANALYSIS_FIGURES, TABLES as ANALYSIS_TABLES
 
 EVALS = [f"{RUN}/eval/sft/{b}.json" for b in BENCHES] + [
     f"{RUN}/eval/{a}/seed{s}/step{n}/{b}.json"
@@ -7,14 +9,7 @@ EVALS = [f"{RUN}/eval/sft/{b}.json" for b in BENCHES] + [
     for n in STEPS
     for b in BENCHES
 ]
-FIGURES = {
-    "fig1_reward_vs_compute": "fig1_reward_vs_compute.rst",
-    "fig1_scores_vs_step": "fig1_scores_vs_step.rst",
-    "fig2_clip_fraction": "fig2_clip_fraction.rst",
-    "fig3_routing_replay": "fig3_routing_replay.rst",
-    "expert_volatility": "expert_volatility.rst",
-}
-TABLES = [f"{RES}/tables/{t}" for t in ("summary.csv", "summary.md", "curves.csv", "training.csv")]
+TABLES = [f"{RES}/tables/{t}" for t in ANALYSIS_TABLES]
 RESULTS_ALL = [f"{RES}/manifest.json"]
 
 
@@ -28,10 +23,10 @@ rule analyze:
         figures=[
             report(
                 f"{RES}/figures/{name}.png",
-                caption=f"../report/{caption}",
+                caption=f"../report/{name}.rst",
                 category="Figures",
             )
-            for name, caption in FIGURES.items()
+            for name in ANALYSIS_FIGURES
         ],
     params:
         out=lambda wc, output: os.path.dirname(os.path.dirname(output.tables[0])),
