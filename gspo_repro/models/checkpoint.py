@@ -11,11 +11,12 @@ from gspo_repro.io import atomic_dir
 from gspo_repro.models.tiny import FAST_EXPERTS
 
 
-def save_checkpoint(model, tokenizer, path: str | Path) -> None:
-    """``save_pretrained`` of model and tokenizer into ``path``, swapped in whole."""
+def save_checkpoint(model, tokenizer, path: str | Path, state_dict: dict | None = None) -> None:
+    """``save_pretrained`` of model and tokenizer into ``path``, swapped in whole; with
+    ``state_dict``, those weights (e.g. gathered from FSDP2 shards) instead of the model's."""
 
     def fill(tmp: Path) -> None:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
 
     atomic_dir(path, fill)

