@@ -98,9 +98,21 @@ def _eval_synthetic(args: argparse.Namespace) -> int:
                                   ev.max_new_tokens, cfg.seed, ev.batch_size)
         summary = {k: v for k, v in report[family].items() if k != "per_sample"}
         print(family, json.dumps(summary))
+    out = {"checkpoint": str(args.ckpt), "eval": cfg.to_dict()["eval"], "families": report}
+    if args.baseline:
+        from gspo_repro.eval.synthetic import paired_delta
+        from gspo_repro.io import read_json
+
+        base = read_json(args.baseline, "baseline report")["families"]
+        try:
+            out["paired_delta"] = {f: paired_delta(base[f], report[f]) for f in report}
+        except (KeyError, ValueError) as e:
+            raise SystemExit(f"gspo-repro: --baseline {args.baseline} does not match this "
+                             f"evaluation ({e})") from None
+        for fam, d in out["paired_delta"].items():
+            print(f"{fam} paired delta vs baseline", json.dumps(d))
     if args.out:
-        atomic_write_json(args.out, {"checkpoint": str(args.ckpt), "eval": cfg.to_dict()["eval"],
-                                     "families": report})
+        atomic_write_json(args.out, out)
     return 0
 
 
@@ -231,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt", required=True, help="HF checkpoint directory")
     p.add_argument("--families", nargs="+", default=["math", "code", "rated"])
     p.add_argument("--out", help="JSON report path")
+    p.add_argument("--baseline", help="an earlier --out report on the same problems: print "
+                   "and store the paired pass@1 difference per family")
     p.set_defaults(func=_eval_synthetic)
 
     p = sub.add_parser("eval", help="one checkpoint on one benchmark through lm-eval (avg@k)")

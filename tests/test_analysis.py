@@ -146,3 +146,22 @@ def test_lm_eval_task_scores_each_of_k_responses(tmp_path):
         right = make_split(family, "eval", 3)[0].solution
         assert process_results(docs[0], [[right, "no answer here"]]) == {"avg_at_k": 0.5}
         assert process_results(docs[0], [[right, right]]) == {"avg_at_k": 1.0}
+
+
+def test_paired_delta_by_hand():
+    """Per-problem means, then their differences: t1 0.5 -> 1.0, t2 0 -> 0.5, t3 1 -> 0.5,
+    so diffs (0.5, 0.5, -0.5), mean 1/6, sd sqrt(((1/3)^2 * 2 + (2/3)^2) / 2) = 0.57735,
+    se 0.57735 / sqrt(3) = 1/3."""
+    from gspo_repro.eval.synthetic import paired_delta
+
+    def rep(rewards):
+        return {"per_sample": [{"task": t, "reward": r} for t, rs in rewards.items() for r in rs]}
+
+    base = rep({"t1": [1, 0], "t2": [0, 0], "t3": [1, 1]})
+    new = rep({"t1": [1, 1], "t2": [0, 1], "t3": [0, 1]})
+    d = paired_delta(base, new)
+    assert d["delta"] == pytest.approx(1 / 6) and d["se"] == pytest.approx(1 / 3)
+    assert d["base"] == pytest.approx(0.5) and d["new"] == pytest.approx(2 / 3)
+    assert d["ci95"] == pytest.approx([1 / 6 - 1.96 / 3, 1 / 6 + 1.96 / 3])
+    with pytest.raises(ValueError, match="same problems"):
+        paired_delta(base, rep({"t1": [1]}))

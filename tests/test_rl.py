@@ -257,3 +257,24 @@ def test_vllm_sigkill_then_resume_completes_with_same_ledger(sft_ckpt, tmp_path)
     ledgers = [json.loads((d / "run.json").read_text())["ledger"] for d in (full, killed)]
     assert _no_times(ledgers[0]) == _no_times(ledgers[1])
     assert len(_metrics(killed)) == 4
+
+
+@pytest.mark.parametrize("key,value,named", [
+    ("rl.vllm_tensor_parallel_size", 0, "rl.vllm_tensor_parallel_size"),
+    ("rl.vllm_memory", 1.5, "rl.vllm_memory"),
+    ("rl.vllm_dtype", "int4", "rl.vllm_dtype"),
+    ("rl.vllm_sync", "sometimes", "rl.vllm_sync"),
+])
+def test_engine_settings_are_checked_by_name(key, value, named):
+    from gspo_repro.config import load_config
+
+    with pytest.raises(ValueError, match=named):
+        load_config(None, {key: value})
+
+
+def test_tensor_parallel_engine_needs_torchrun(tmp_path):
+    """Tensor parallelism is only offered colocated, where ranks can form the group."""
+    from gspo_repro.rollout.engines import VLLMEngine
+
+    with pytest.raises(ValueError, match="needs torchrun"):
+        VLLMEngine(tmp_path, None, tmp_path, tensor_parallel_size=2)

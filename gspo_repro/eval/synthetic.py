@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 
@@ -31,3 +32,24 @@ def evaluate(model, tokenizer, tasks: list[Task], samples: int, temperature: flo
         "per_sample": [{"task": tasks[s.prompt_index].id, "reward": r, "tokens": len(s.token_ids)}
                        for s, r in zip(outs, scores, strict=True)],
     }
+
+
+def paired_delta(base: dict, new: dict) -> dict:
+    """pass@1 of ``new`` minus ``base`` (two ``evaluate`` results on the same problems),
+    paired by problem: the mean of per-problem differences, its standard error over
+    problems and a normal 95% interval. Pairing removes the spread of problem difficulty,
+    which dominates the error of two independent pass rates."""
+    def per_task(rep):
+        acc = defaultdict(list)
+        for s in rep["per_sample"]:
+            acc[s["task"]].append(s["reward"])
+        return {k: sum(v) / len(v) for k, v in acc.items()}
+
+    a, b = per_task(base), per_task(new)
+    if set(a) != set(b):
+        raise ValueError("the two reports are not on the same problems")
+    diffs = [b[k] - a[k] for k in sorted(a)]
+    mean = sum(diffs) / len(diffs)
+    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
+    return {"base": sum(a.values()) / len(a), "new": sum(b.values()) / len(b), "delta": mean,
+            "se": se, "ci95": [mean - 1.96 * se, mean + 1.96 * se], "n_problems": len(diffs)}
