@@ -91,19 +91,37 @@ def _eval_synthetic(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         raise SystemExit(f"gspo-repro: cannot load checkpoint {args.ckpt}: {e}") from None
     ev = cfg.eval
+    base = None
+    if args.baseline:  # read first: a bad path fails before minutes of sampling
+        from gspo_repro.io import read_json
+
+        try:
+            rep = read_json(args.baseline, "baseline report")
+        except ValueError as e:
+            raise SystemExit(f"gspo-repro: {e}") from None
+        base = rep.get("families") if isinstance(rep, dict) else None
+        if not base:
+            raise SystemExit(f"gspo-repro: --baseline {args.baseline} is not an "
+                             f"eval-synthetic report (no families)")
+    engine = None
+    if args.engine == "vllm":
+        import tempfile
+
+        from gspo_repro.rollout.engines import make_engine
+
+        workdir = tempfile.TemporaryDirectory()  # removed at exit; the engine writes nothing
+        engine = make_engine("vllm", model, tokenizer, args.ckpt, workdir.name, rl=cfg.rl)
     report = {}
     for family in args.families:
         tasks = make_split(family, "eval", ev.n_problems, seed=cfg.seed)
         report[family] = evaluate(model, tokenizer, tasks, ev.samples, ev.temperature,
-                                  ev.max_new_tokens, cfg.seed, ev.batch_size)
+                                  ev.max_new_tokens, cfg.seed, ev.batch_size, engine=engine)
         summary = {k: v for k, v in report[family].items() if k != "per_sample"}
         print(family, json.dumps(summary))
     out = {"checkpoint": str(args.ckpt), "eval": cfg.to_dict()["eval"], "families": report}
-    if args.baseline:
+    if base is not None:
         from gspo_repro.eval.synthetic import paired_delta
-        from gspo_repro.io import read_json
 
-        base = read_json(args.baseline, "baseline report")["families"]
         try:
             out["paired_delta"] = {f: paired_delta(base[f], report[f]) for f in report}
         except (KeyError, ValueError) as e:
@@ -243,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt", required=True, help="HF checkpoint directory")
     p.add_argument("--families", nargs="+", default=["math", "code", "rated"])
     p.add_argument("--out", help="JSON report path")
+    p.add_argument("--engine", choices=["transformers", "vllm"], default="transformers",
+                   help="what samples the responses (vllm: several times faster here)")
     p.add_argument("--baseline", help="an earlier --out report on the same problems: print "
                    "and store the paired pass@1 difference per family")
     p.set_defaults(func=_eval_synthetic)

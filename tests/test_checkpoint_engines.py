@@ -73,3 +73,22 @@ def test_lm_eval_runs_a_synthetic_benchmark_end_to_end(checkpoint, tmp_path):
     assert rep["backend"] == "vllm" and rep["n_problems"] == 3 and rep["k"] == 2
     assert 0.0 <= rep["avg_at_k"] <= 1.0
     assert all(p["k"] == 2 and len(p["response_chars"]) == 2 for p in rep["per_problem"])
+
+
+def test_eval_synthetic_with_vllm_and_a_paired_baseline(checkpoint, tmp_path):
+    """vLLM samples the held-out evaluation; the same checkpoint and seed against itself
+    gives the same samples, so a paired difference of exactly 0."""
+    pytest.importorskip("vllm")
+    cmd = [sys.executable, "-m", "gspo_repro.cli", "eval-synthetic", "--ckpt", str(checkpoint),
+           "--families", "math", "--engine", "vllm", "--set", "eval.n_problems=4",
+           "--set", "eval.samples=2", "--set", "eval.max_new_tokens=24"]
+    env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "HF_HUB_OFFLINE": "1"}
+    first = tmp_path / "a.json"
+    for extra in (["--out", str(first)], ["--out", str(tmp_path / "b.json"), "--baseline",
+                                          str(first)]):
+        proc = subprocess.run(cmd + extra, capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    rep = json.loads((tmp_path / "b.json").read_text())
+    assert len(rep["families"]["math"]["per_sample"]) == 8
+    d = rep["paired_delta"]["math"]
+    assert d["delta"] == 0.0 and d["n_problems"] == 4 and d["base"] == d["new"]

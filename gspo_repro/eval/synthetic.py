@@ -12,11 +12,15 @@ from gspo_repro.tasks import Task
 
 
 def evaluate(model, tokenizer, tasks: list[Task], samples: int, temperature: float,
-             max_new_tokens: int, seed: int, batch_size: int) -> dict:
-    """avg@k pass rate, response-length stats and accuracy by difficulty for one family."""
-    outs = sample(model, tokenizer, [t.prompt for t in tasks], n=samples,
-                  max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-                  batch_size=batch_size)
+             max_new_tokens: int, seed: int, batch_size: int, engine=None) -> dict:
+    """avg@k pass rate, response-length stats and accuracy by difficulty for one family;
+    sampled with transformers' ``generate``, or with a rollout ``engine`` when given."""
+    prompts = [t.prompt for t in tasks]
+    if engine is not None:
+        outs = engine.generate(prompts, samples, max_new_tokens, temperature, seed)
+    else:
+        outs = sample(model, tokenizer, prompts, n=samples, max_new_tokens=max_new_tokens,
+                      temperature=temperature, seed=seed, batch_size=batch_size)
     scores = rewards([tasks[s.prompt_index] for s in outs], [s.text for s in outs])
     by_diff = defaultdict(list)
     for s, r in zip(outs, scores, strict=True):
