@@ -154,6 +154,10 @@ def _model_args(checkpoint, backend: str, seed: int, ev) -> dict:
     cuda = torch.cuda.is_available()
     args |= {"seed": seed, "enforce_eager": not cuda, "gpu_memory_utilization": 0.9 if cuda
              else 0.1, "tensor_parallel_size": ev.tensor_parallel_size if ev else 1}
+    if not cuda:  # a fixed KV cache: the same batching, so the same samples, every run
+        from gspo_repro.rollout.engines import CPU_KV_CACHE_BYTES
+
+        args["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
     if ev and ev.max_model_len:
         args["max_model_len"] = ev.max_model_len
     return args

