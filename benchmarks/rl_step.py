@@ -2,8 +2,11 @@
 
     python benchmarks/rl_step.py --init runs/sft/checkpoint [--algo gspo] [--steps 2]
                                  [--queries 64] [--group 8] [--engine vllm|transformers]
+                                 [--families math code]
 
-Runs the real loop (gspo_repro.train.rl) with the default config otherwise and writes
+Runs the real loop (gspo_repro.train.rl) with the default config otherwise, on math and code
+queries by default (the heavier batch: code rewards run sandboxed programs; the tiny default
+trains on math only), and writes
 results/bench/rl_step.json: seconds and tokens/s for rollout, reward, old log-probs,
 update, volatility and weight sync, per rollout batch and in total.
 """
@@ -24,6 +27,7 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--queries", type=int, default=64)
     ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--families", nargs="+", default=["math", "code"])
     ap.add_argument("--engine", help="rollout engine (default: the config's rl.engine)")
     args = ap.parse_args()
 
@@ -31,7 +35,8 @@ if __name__ == "__main__":
     from gspo_repro.train.rl import run_rl
 
     over = {"rl.steps": args.steps, "rl.queries": args.queries, "rl.group_size": args.group,
-            "rl.checkpoint_every": 0} | ({"rl.engine": args.engine} if args.engine else {})
+            "rl.checkpoint_every": 0, "rl.families": args.families, "rl.weights": []}
+    over |= {"rl.engine": args.engine} if args.engine else {}
     cfg = load_config(args.config, over)
     out = tempfile.mkdtemp(prefix="bench-rl-")
     run_rl(cfg, args.algo, args.init, out, progress=False)
@@ -49,7 +54,7 @@ if __name__ == "__main__":
         row["update_tokens_per_s"] = round(trained / r["time/update"], 1)
         per_step.append(row)
     result = {"algo": args.algo, "engine": cfg.rl.engine, "init": args.init,
-              "queries": args.queries, "group_size": args.group,
+              "families": list(cfg.rl.families), "queries": args.queries, "group_size": args.group,
               "minibatches": cfg.rl.minibatches, "max_new_tokens": cfg.rl.max_new_tokens,
               "per_step": per_step,
               "mean_step_s": round(sum(r["wall_s"] for r in recs) / len(recs), 2),

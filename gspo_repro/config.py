@@ -214,7 +214,10 @@ class RLConfig:
     """The RL loop every algorithm shares; only ``algorithms[name]`` differs between arms."""
 
     families: tuple[str, ...] = ("math", "code")
-    """Task families queries are drawn from, in equal shares."""
+    """Task families queries are drawn from."""
+    weights: tuple[float, ...] = ()
+    """Share of each batch's queries each family gets, aligned with ``families``; empty:
+    equal. Counts are rounded by largest remainder (ties to the earlier family)."""
     pool: int = 4000
     """Train-split problems per family that queries are drawn from."""
     steps: int = 20
@@ -279,6 +282,10 @@ class RLConfig:
                      "rollout_batch", "micro_batch_tokens", "max_nonfinite", "pool"):
             if getattr(self, name) < 1:
                 raise ValueError(f"rl.{name} must be >= 1, got {getattr(self, name)}")
+        if self.weights and (len(self.weights) != len(self.families)
+                             or any(w <= 0 for w in self.weights)):
+            raise ValueError(f"rl.weights must hold one positive share per family "
+                             f"{list(self.families)}, got {list(self.weights)}")
         if self.group_size < 2:
             raise ValueError(f"rl.group_size must be >= 2 (group advantages), got "
                              f"{self.group_size}")

@@ -264,6 +264,8 @@ def test_vllm_sigkill_then_resume_completes_with_same_ledger(sft_ckpt, tmp_path)
     ("rl.vllm_memory", 1.5, "rl.vllm_memory"),
     ("rl.vllm_dtype", "int4", "rl.vllm_dtype"),
     ("rl.vllm_sync", "sometimes", "rl.vllm_sync"),
+    ("rl.weights", [1.0], "rl.weights"),
+    ("rl.weights", [1.0, 0.0], "rl.weights"),
 ])
 def test_engine_settings_are_checked_by_name(key, value, named):
     from gspo_repro.config import load_config
@@ -278,3 +280,19 @@ def test_tensor_parallel_engine_needs_torchrun(tmp_path):
 
     with pytest.raises(ValueError, match="needs torchrun"):
         VLLMEngine(tmp_path, None, tmp_path, tensor_parallel_size=2)
+
+
+def test_query_shares_follow_weights():
+    """Equal weights split as before (the extra query to the earlier family); weighted
+    batches give each family its share, rounded by largest remainder, from the same pools."""
+    from gspo_repro.tasks.synthetic import make_split
+    from gspo_repro.train.rl import family_counts, query_batch
+
+    assert family_counts(("math", "code"), (), 33) == {"math": 17, "code": 16}
+    assert family_counts(("math", "code"), (3.0, 1.0), 32) == {"math": 24, "code": 8}
+    assert family_counts(("a", "b", "c"), (1.0, 1.0, 2.0), 6) == {"a": 2, "b": 1, "c": 3}
+    pools = {f: make_split(f, "train", 40) for f in ("math", "code")}
+    batch = query_batch(pools, 32, seed=0, step=5, weights=(3.0, 1.0))
+    assert [t.family for t in batch].count("math") == 24
+    assert batch == query_batch(pools, 32, seed=0, step=5, weights=(3.0, 1.0))
+    assert query_batch(pools, 32, 0, 5, (1.0, 1.0)) == query_batch(pools, 32, 0, 5)

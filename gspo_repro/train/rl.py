@@ -71,13 +71,26 @@ class Micro:
     dummy: bool = False  # a pass that keeps FSDP's collectives in step; trains on nothing
 
 
-def query_batch(pools: dict[str, list[Task]], queries: int, seed: int, step: int) -> list[Task]:
-    """The queries of rollout batch ``step``: equal shares per family, a pure function."""
+def family_counts(families: tuple[str, ...], weights: tuple[float, ...], queries: int
+                  ) -> dict[str, int]:
+    """Queries per family in one batch: ``weights`` shares (empty: equal), largest remainder,
+    ties to the earlier family."""
+    w = weights or (1.0,) * len(families)
+    exact = [queries * x / sum(w) for x in w]
+    counts = [int(e) for e in exact]
+    by_rest = sorted(range(len(w)), key=lambda i: (-(exact[i] - counts[i]), i))
+    for i in by_rest[:queries - sum(counts)]:
+        counts[i] += 1
+    return dict(zip(families, counts, strict=True))
+
+
+def query_batch(pools: dict[str, list[Task]], queries: int, seed: int, step: int,
+                weights: tuple[float, ...] = ()) -> list[Task]:
+    """The queries of rollout batch ``step``: ``weights`` shares per family (empty: equal),
+    a pure function."""
     rng = random.Random(f"rl-queries/{seed}/{step}")
-    fams = list(pools)
     out = []
-    for i, fam in enumerate(fams):
-        k = queries // len(fams) + (i < queries % len(fams))
+    for fam, k in family_counts(tuple(pools), weights, queries).items():
         out += rng.sample(pools[fam], k)
     return out
 
@@ -349,7 +362,7 @@ class RLRun:
 
     def _train_step(self) -> dict:
         rl, m, t, d = self.rl, _Mean(), {}, self.dist
-        tasks = query_batch(self.pools, rl.queries, self.cfg.seed, self.step)
+        tasks = query_batch(self.pools, rl.queries, self.cfg.seed, self.step, rl.weights)
         ids = [x.id for x in tasks]
 
         t0 = time.time()
