@@ -52,6 +52,13 @@ class ModelConfig:
                              f"divisible by model.num_key_value_heads {self.num_key_value_heads}")
 
 
+def _check_shares(section: str, families: tuple[str, ...], weights: tuple[float, ...]) -> None:
+    """``{section}.weights``: empty, or one positive share per family."""
+    if weights and (len(weights) != len(families) or any(w <= 0 for w in weights)):
+        raise ValueError(f"{section}.weights must hold one positive share per family "
+                         f"{list(families)}, got {list(weights)}")
+
+
 @dataclass(frozen=True)
 class SFTConfig:
     """Cold-start supervised fine-tuning on worked solutions of the train split."""
@@ -81,10 +88,7 @@ class SFTConfig:
                 raise ValueError(f"sft.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"sft.lr must be > 0, got {self.lr}")
-        if self.weights and (len(self.weights) != len(self.families)
-                             or any(w <= 0 for w in self.weights)):
-            raise ValueError(f"sft.weights must hold one positive share per family "
-                             f"{list(self.families)}, got {list(self.weights)}")
+        _check_shares("sft", self.families, self.weights)
 
 
 @dataclass(frozen=True)
@@ -282,10 +286,7 @@ class RLConfig:
                      "rollout_batch", "micro_batch_tokens", "max_nonfinite", "pool"):
             if getattr(self, name) < 1:
                 raise ValueError(f"rl.{name} must be >= 1, got {getattr(self, name)}")
-        if self.weights and (len(self.weights) != len(self.families)
-                             or any(w <= 0 for w in self.weights)):
-            raise ValueError(f"rl.weights must hold one positive share per family "
-                             f"{list(self.families)}, got {list(self.weights)}")
+        _check_shares("rl", self.families, self.weights)
         if self.group_size < 2:
             raise ValueError(f"rl.group_size must be >= 2 (group advantages), got "
                              f"{self.group_size}")

@@ -217,9 +217,10 @@ class VLLMEngine(RolloutEngine):
                                    f"{get_tensor_model_parallel_world_size()}, not {self.tp}")
         return llm
 
-    def _wake(self) -> None:
+    def _wake(self, tags: list[str] | None = None) -> None:
+        """Wake a sleeping engine: ``tags`` (all when None) and, with them, the engine."""
         if self.asleep:
-            self.llm.wake_up()
+            self.llm.wake_up(tags=tags)
             self.asleep = False
 
     def _requests(self, prompts, n, max_new_tokens, temperature, seed):
@@ -281,9 +282,7 @@ class VLLMEngine(RolloutEngine):
         self._worker().reload_weights(weights_iterator=checkpoint_weights(model, fused))
         if fused is not None:
             _repack_cpu_experts(self._model(), fused)
-        if self.asleep:
-            self.llm.wake_up(tags=["kv_cache"])
-            self.asleep = False
+        self._wake(tags=["kv_cache"])
 
     def _restart(self, model) -> None:
         from gspo_repro.models.checkpoint import save_checkpoint
