@@ -5,9 +5,11 @@ import math
 import random
 import shutil
 
+import pandas as pd
 import pytest
+from matplotlib.collections import PolyCollection
 
-from gspo_repro.analysis import FIGURES, analyze, tables
+from gspo_repro.analysis import FIGURES, analyze, plots, stats, tables
 from gspo_repro.config import load_config
 from gspo_repro.eval.elo import elo_estimate, expected_solves
 from gspo_repro.manifest import verify, write_manifest
@@ -48,42 +50,144 @@ def test_elo_rejects_bad_input():
 
 
 def test_mean_ci_uses_the_t_quantile():
-    m, ci = tables.mean_ci([1.0, 2.0, 3.0])
-    # mean 2, sd 1, n 3: 4.303 * 1 / sqrt(3) = 2.4843
-    assert m == 2.0 and ci == pytest.approx(4.303 / math.sqrt(3))
-    assert math.isnan(tables.mean_ci([5.0])[1])
+    m, ci = stats.mean_ci([1.0, 2.0, 3.0])
+    # mean 2, sd 1, n 3: t_{0.975,2} = 4.3027, 4.3027 * 1 / sqrt(3) = 2.4841
+    assert m == 2.0 and ci == pytest.approx(2.4841, abs=1e-4)
+    # 0..10: n 11, sd sqrt(110 / 10) = sqrt(11), so sd / sqrt(n) = 1 and the half-width is
+    # t_{0.975,10} = 2.2281 itself (past the old 9-dof table, which fell back to 1.96).
+    assert stats.mean_ci([float(i) for i in range(11)])[1] == pytest.approx(2.2281, abs=1e-4)
+    assert math.isnan(stats.mean_ci([5.0])[1])
+
+
+def test_curves_are_interpolated_onto_a_common_x_without_extrapolating():
+    # Seed 0 covers x 1..3, seed 1 covers 0..4: the common range is 1..3, the grid the union
+    # of x in it (1, 2, 3). Seed 0 there: 0, 1, 2. Seed 1: 1 at x 1 (1 -> 1 between 0 and 2),
+    # 1 at x 2, 3 at x 3 (halfway from 1 to 5). Means 0.5, 1, 2.5; x 0 and 4 are dropped.
+    frame = pd.DataFrame({"arm": "a", "seed": [0, 0, 1, 1, 1], "x": [1, 3, 0, 2, 4],
+                          "y": [0.0, 2.0, 1.0, 1.0, 5.0]})
+    band = stats.seed_band(stats.on_common_x(frame, "x", "y"), ["arm", "x"], "y")
+    assert band["x"].tolist() == [1, 2, 3] and band["n"].tolist() == [2, 2, 2]
+    assert band["mean"].tolist() == pytest.approx([0.5, 1.0, 2.5])
+
+
+def _write_run(d, recs, steps, ledger_override=None):
+    d.mkdir(parents=True)
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    ledger = {"queries": 32 * steps, "samples": 256 * steps, "rollout_batches": steps,
+              "updates": 4 * steps, "flops": sum(r["flops"] for r in recs),
+              "rollout_tokens": 4000, "trained_tokens": 8000, "wall_s": 100.0}
+    (d / "run.json").write_text(json.dumps({"ledger": ledger | (ledger_override or {})}))
+
+
+def _write_report(d, bench, solves):
+    d.mkdir(parents=True, exist_ok=True)
+    pp = [{"id": f"p{i}", "difficulty": 800 + 100 * i, "k": 2, "avg_at_k": v}
+          for i, v in enumerate(solves)]
+    (d / f"{bench}.json").write_text(json.dumps({
+        "benchmark": bench, "k": 2, "n_problems": len(pp), "per_problem": pp,
+        "avg_at_k": sum(solves) / len(solves)}))
 
 
 def _fake_run(root, arms, seeds, steps=4, ledger_override=None):
     """A run directory in the workflow's layout, with made-up but well-formed records."""
     rng = random.Random(1)
+
+    def evals(d):
+        for bench in ("math", "rated"):
+            _write_report(d, bench, [rng.choice([0, .5, 1]) for _ in range(10)])
+
     for arm in arms:
         for seed in seeds:
-            d = root / "rl" / arm / f"seed{seed}"
-            d.mkdir(parents=True)
             recs = [{"step": s, "reward_mean": rng.random(), "clip_frac": 0.1 if "gspo" in arm
                      else 0.001, "volatility": 0.02, "flops": 1e12, "tokens_generated": 1000}
                     for s in range(steps)]
-            (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-            ledger = {"queries": 32 * steps, "samples": 256 * steps, "rollout_batches": steps,
-                      "updates": 4 * steps, "flops": 4e12, "rollout_tokens": 4000,
-                      "trained_tokens": 8000, "wall_s": 100.0}
-            ledger.update((ledger_override or {}).get(arm, {}))
-            (d / "run.json").write_text(json.dumps({"ledger": ledger}))
+            _write_run(root / "rl" / arm / f"seed{seed}", recs, steps,
+                       (ledger_override or {}).get(arm))
             for step in (2, 4):
+                evals(root / "eval" / arm / f"seed{seed}" / f"step{step}")
+    evals(root / "eval" / "sft")
+
+
+# Per-seed values of the three-seed run, chosen for hand arithmetic (t_{0.975,2} = 4.3027).
+CLIP = {"gspo": [0.1, 0.2, 0.3], "grpo": [0.0, 0.0, 0.003]}
+MATH_FINAL = {"gspo": [0.1, 0.2, 0.3], "grpo": [0.3, 0.5, 0.7]}
+
+
+def _three_seed_run(root, seeds=(0, 1, 2)):
+    """Arms gspo and grpo; seed s spends 10 + s FLOPs per batch, so cumulative FLOPs differ
+    (seed 0: 10..40, seed 1: 11..44, seed 2: 12..48); reward 0.1 (step + 1) + 0.01 seed."""
+    for arm in CLIP:
+        for seed in seeds:
+            recs = [{"step": s, "reward_mean": 0.1 * (s + 1) + 0.01 * seed,
+                     "clip_frac": CLIP[arm][seed], "volatility": 0.02 + 0.01 * seed,
+                     "flops": 10 + seed, "tokens_generated": 1000} for s in range(4)]
+            _write_run(root / "rl" / arm / f"seed{seed}", recs, 4)
+            for step, score in ((2, 0.05), (4, MATH_FINAL[arm][seed])):
                 for bench in ("math", "rated"):
-                    _fake_eval(root / "eval" / arm / f"seed{seed}" / f"step{step}", bench, rng)
+                    _write_report(root / "eval" / arm / f"seed{seed}" / f"step{step}", bench,
+                                  [score] * 10)
     for bench in ("math", "rated"):
-        _fake_eval(root / "eval" / "sft", bench, rng)
+        _write_report(root / "eval" / "sft", bench, [0.0] * 10)
 
 
-def _fake_eval(d, bench, rng):
-    d.mkdir(parents=True, exist_ok=True)
-    pp = [{"id": f"p{i}", "difficulty": 800 + 100 * i, "k": 2, "avg_at_k": rng.choice([0, .5, 1])}
-          for i in range(10)]
-    (d / f"{bench}.json").write_text(json.dumps({
-        "benchmark": bench, "k": 2, "n_problems": 10, "per_problem": pp,
-        "avg_at_k": sum(p["avg_at_k"] for p in pp) / 10}))
+def _bands(fig):
+    return sum(isinstance(c, PolyCollection) for ax in fig.axes for c in ax.collections)
+
+
+def test_three_seeds_tables_and_figures_by_hand(tmp_path):
+    _three_seed_run(tmp_path / "run")
+    arms = ["grpo", "gspo"]
+    cfg = load_config(None, {"run_dir": str(tmp_path / "run"), "seeds": [0, 1, 2], "arms": arms})
+    head = analyze(cfg, tmp_path / "res")
+    s = pd.read_csv(tmp_path / "res" / "tables" / "summary.csv").set_index("arm")
+    # gspo math 0.1, 0.2, 0.3: mean 0.2, sd 0.1, 4.3027 * 0.1 / sqrt(3) = 0.24841.
+    # grpo math 0.3, 0.5, 0.7: mean 0.5, sd 0.2, 4.3027 * 0.2 / sqrt(3) = 0.49683.
+    assert s.loc["gspo", ["math_final", "math_final_ci"]].tolist() == pytest.approx(
+        [0.2, 0.24841], abs=1e-5)
+    assert s.loc["grpo", ["math_final", "math_final_ci"]].tolist() == pytest.approx(
+        [0.5, 0.49683], abs=1e-5)
+    # grpo clip 0, 0, 0.003 (zeros count): mean 0.001, sd sqrt((1 + 1 + 4)e-6 / 2) = 0.0017321,
+    # sd / sqrt(3) = 0.001, half-width 0.0043027; the ratio is 0.2 / 0.001 = 200.
+    assert s.loc["grpo", ["clip_frac", "clip_frac_ci"]].tolist() == pytest.approx(
+        [0.001, 0.0043027], abs=1e-7)
+    assert head["clip_ratio_gspo_over_grpo"] == pytest.approx(200.0)
+    # volatility 0.02, 0.03, 0.04: mean 0.03, half-width 4.3027 * 0.01 / sqrt(3) = 0.024841.
+    assert s.loc["gspo", ["volatility", "volatility_ci"]].tolist() == pytest.approx(
+        [0.03, 0.024841], abs=1e-6)
+    assert not any(c.endswith("_best") for c in s.columns) and (s["seeds"] == 3).all()
+    md = (tmp_path / "res" / "tables" / "summary.md").read_text()
+    assert "| 0.2 ± 0.248 |" in md and "95% Student-t" in md and "n=1" not in md.split("\n\n")[0]
+
+    train = tables.training_frame(cfg.run_dir, arms, [0, 1, 2])
+    evals = tables.eval_frame(cfg.run_dir, arms, [0, 1, 2])
+    fig = plots.reward_vs_compute(train, tmp_path / "f1.png")
+    assert _bands(fig) == 2 and "over 3 seeds" in fig.axes[0].get_title()
+    line = fig.axes[0].lines[0]
+    # Common FLOPs range 12 (seed 2's first) .. 40 (seed 0's last); grid the seeds' x in it.
+    assert list(line.get_xdata()) == [12, 20, 22, 24, 30, 33, 36, 40]
+    # At x 20: seed 0 0.2; seed 1 0.11 + 9/11 * 0.1 = 0.19182; seed 2 0.12 + 8/12 * 0.1 =
+    # 0.18667; mean 0.19283.
+    assert line.get_ydata()[1] == pytest.approx(0.19283, abs=1e-5)
+    fig = plots.clip_fraction(train, tmp_path / "f2.png")
+    ax = fig.axes[0]
+    grpo = next(ln for ln in ax.lines if ln.get_label().startswith("grpo"))
+    assert list(grpo.get_ydata()) == pytest.approx([0.001] * 4)  # not 0.003: zeros averaged in
+    assert ax.get_yscale() == "symlog" and ax.get_ylim()[0] == 0 and _bands(fig) == 2
+    assert _bands(plots.scores_vs_step(evals, tmp_path / "f3.png")) == 4  # 2 arms x 2 panels
+    assert _bands(plots.routing_replay(train, evals, tmp_path / "f4.png")) == 4
+    assert _bands(plots.volatility(train, tmp_path / "f5.png")) == 2
+
+
+def test_one_seed_has_no_interval(tmp_path):
+    _three_seed_run(tmp_path / "run", seeds=(0,))
+    arms = ["grpo", "gspo"]
+    cfg = load_config(None, {"run_dir": str(tmp_path / "run"), "seeds": [0], "arms": arms})
+    analyze(cfg, tmp_path / "res")
+    table = (tmp_path / "res" / "tables" / "summary.md").read_text().split("\n\n")[0]
+    assert "| 0.1 (n=1, no CI) |" in table and "±" not in table
+    fig = plots.reward_vs_compute(tables.training_frame(cfg.run_dir, arms, [0]),
+                                  tmp_path / "f1.png")
+    assert _bands(fig) == 0 and "1 seed: no interval" in fig.axes[0].get_title()
 
 
 def test_analyze_writes_every_table_and_figure(tmp_path):
@@ -99,7 +203,7 @@ def test_analyze_writes_every_table_and_figure(tmp_path):
     assert "Compute matched across arms" in md and "WARNING" not in md
     assert "difficulty-rating MLE" in md
     summary = (tmp_path / "res" / "tables" / "summary.csv").read_text()
-    assert "rated_elo_final" in summary and "math_best" in summary
+    assert "rated_elo_final" in summary and "math_best" not in summary
 
 
 def test_a_compute_mismatch_is_a_loud_warning(tmp_path):

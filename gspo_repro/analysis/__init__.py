@@ -16,7 +16,7 @@ TABLES = ("summary.csv", "summary.md", "curves.csv", "training.csv", "benchmarks
 def analyze(cfg: Config, out: str | Path) -> dict:
     """Write every table (CSV, Markdown) and figure (PNG) under ``out``; return the headline
     numbers (clip ratio, compute warnings)."""
-    from gspo_repro.analysis import plots, tables  # pandas, seaborn: only when analysing
+    from gspo_repro.analysis import plots, tables  # pandas, scipy, seaborn: only when analysing
 
     out = Path(out)
     arms, seeds = list(cfg.arms), list(cfg.seeds)

@@ -12,31 +12,16 @@ from __future__ import annotations
 import json
 import math
 import re
-import statistics
 from pathlib import Path
 
 import pandas as pd
 
+from gspo_repro.analysis.stats import mean_ci
 from gspo_repro.eval.elo import METHOD as ELO_METHOD
 from gspo_repro.eval.elo import elo_estimate
 
 # Ledger entries that must agree between arms for the comparison to be at matched compute.
 MATCHED = ("queries", "samples", "rollout_batches", "updates")
-# Student-t 97.5% quantiles for n - 1 degrees of freedom (n seeds), n = 2..10.
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-         9: 2.262}
-
-
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t-interval (nan with fewer than two values)."""
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    if not values:
-        return math.nan, math.nan
-    m = statistics.fmean(values)
-    if len(values) < 2:
-        return m, math.nan
-    t = _T975.get(len(values) - 1, 1.96)
-    return m, t * statistics.stdev(values) / math.sqrt(len(values))
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -115,18 +100,18 @@ def compute_check(led: pd.DataFrame) -> list[str]:
 
 
 def summary_table(train: pd.DataFrame, evals: pd.DataFrame, led: pd.DataFrame) -> pd.DataFrame:
-    """Per arm: final and best benchmark scores (mean +- 95% CI over seeds), the Elo on
-    ``rated``, clip fraction, expert volatility and compute used."""
+    """Per arm: final-checkpoint benchmark scores and ``rated`` Elo, clip fraction and expert
+    volatility (each mean and 95% t half-width over seeds), and compute used (mean)."""
     rows = []
     for arm, tr in train.groupby("arm", sort=False):
         row = {"arm": arm, "seeds": tr["seed"].nunique()}
         ev = evals[evals["arm"] == arm]
         for bench, eb in ev.groupby("benchmark"):
             last = eb[eb["step"] == eb["step"].max()]
+            # No best-checkpoint column: a max over checkpoints of the held-out score is
+            # selected on the test set itself, an optimistic number.
             finals = last.groupby("seed")["score"].mean().tolist()
-            bests = eb.groupby("seed")["score"].max().tolist()
             row[f"{bench}_final"], row[f"{bench}_final_ci"] = mean_ci(finals)
-            row[f"{bench}_best"], row[f"{bench}_best_ci"] = mean_ci(bests)
             if "elo" in last and last["elo"].notna().any():
                 row[f"{bench}_elo_final"], row[f"{bench}_elo_final_ci"] = mean_ci(
                     last.groupby("seed")["elo"].mean().tolist())
@@ -155,7 +140,7 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "n/a"
-        return f"{v:.3g}" if abs(v) >= 1e4 or abs(v) < 1e-2 else f"{v:.3f}".rstrip("0")
+        return f"{v:.3g}" if abs(v) >= 1e4 or abs(v) < 1e-2 else f"{v:.3f}".rstrip("0").rstrip(".")
     return str(v)
 
 
@@ -185,6 +170,13 @@ def reports_table(reports: list[tuple[str, dict]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _ci_cell(value, ci) -> str:
+    """The " ± ci" after a value; a value without one rests on a single seed (``mean_ci``)."""
+    if not math.isnan(ci):
+        return f" ± {_fmt(ci)}"
+    return "" if math.isnan(value) else " (n=1, no CI)"
+
+
 def table_markdown(frame: pd.DataFrame) -> str:
     """A frame as a Markdown table; a column ``c`` with a ``c_ci`` partner reads "x ± ci"."""
     cols = [c for c in frame.columns if not c.endswith("_ci")]
@@ -193,20 +185,24 @@ def table_markdown(frame: pd.DataFrame) -> str:
     for _, r in frame.iterrows():
         cells = []
         for c in cols:
-            ci = r.get(f"{c}_ci")
             cell = _fmt(r[c])
-            if ci is not None and not (isinstance(ci, float) and math.isnan(ci)):
-                cell += f" ± {_fmt(ci)}"
+            if f"{c}_ci" in frame:
+                cell += _ci_cell(r[c], r[f"{c}_ci"])
             cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     return head + "\n".join(lines) + "\n"
 
 
 def to_markdown(summary: pd.DataFrame, warnings: list[str], ratio: float) -> str:
-    """The summary as a Markdown table: "x +- ci" cells, then the clip ratio and checks."""
+    """The summary as a Markdown table: "x ± ci" cells, then the interval, the clip ratio and
+    the compute check."""
     notes = [f"\nGSPO/GRPO mean clip-fraction ratio: {_fmt(ratio)} (paper, Fig. 2: ~100x).",
-             "Scores are avg@k over held-out problems; ± is the 95% t-interval over seeds "
-             "(n/a with one seed).",
+             "Cells read mean ± 95% Student-t half-width over seeds of the per-seed value, "
+             "t_{0.975,n-1}·sd/√n with n = `seeds`; one seed has no interval (n=1, no CI).",
+             "Scores are avg@k over held-out problems at the final checkpoint (no best-"
+             "checkpoint column: choosing it on the held-out set would be optimistic).",
+             "clip_frac and volatility: each seed's mean over rollout batches, zeros "
+             "included; compute columns: mean over seeds.",
              f"Elo on `rated`: {ELO_METHOD}, clamped to [0, 4000]; on `codeforces`, the "
              "method benchmarks.md names."]
     if warnings:
