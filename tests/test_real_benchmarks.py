@@ -1,4 +1,4 @@
-"""The paper's benchmarks from the local copies in ../shared/benchmarks: loaders, verdicts on
+"""The paper's benchmarks from the copies the package ships: loaders, verdicts on
 hand-written programs for real problems, the CodeForces Elo, and lm-eval end to end."""
 
 import base64
@@ -8,18 +8,14 @@ import pickle
 import subprocess
 import sys
 import zlib
-from pathlib import Path
 
 import pytest
 
 from gspo_repro.eval.elo import codeforces_elo, percentile, rating_for_rank, standings_elo
 from gspo_repro.eval.scoring import reward
-from gspo_repro.tasks.real import decode_private_tests, in_window, load_benchmark
+from gspo_repro.tasks.real import SHIPPED, decode_private_tests, in_window, load_benchmark
 
-DATA = Path(os.environ.get("GSPO_BENCHMARKS",
-                           Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"))
-needs_data = pytest.mark.skipif(not (DATA / "SOURCES.md").is_file(),
-                                reason=f"no benchmark copies at {DATA} (set GSPO_BENCHMARKS)")
+DATA = SHIPPED
 
 
 def _fenced(code: str) -> str:
@@ -31,7 +27,6 @@ def _by_id(name: str) -> dict:
     return {t.id.split("/", 1)[1]: t for t in tasks}
 
 
-@needs_data
 def test_loaders_read_every_local_problem_and_say_what_they_hold():
     aime, prov = load_benchmark("aime24", DATA, "local")
     assert len(aime) == 30 and prov.tests == "answers" and prov.source == f"local:{DATA}"
@@ -44,7 +39,14 @@ def test_loaders_read_every_local_problem_and_say_what_they_hold():
     assert "no per-problem ratings" in prov.note
 
 
-@needs_data
+def test_the_default_config_reads_the_shipped_copies_offline():
+    from gspo_repro.config import EvalConfig
+
+    assert (SHIPPED / "SOURCES.md").is_file() and "license" in (SHIPPED / "SOURCES.md").read_text()
+    tasks, prov = load_benchmark("aime24", EvalConfig().data_dir, "auto")
+    assert prov.source == f"local:{SHIPPED}" and len(tasks) == 30
+
+
 def test_the_paper_window_keeps_only_problems_dated_inside_it():
     tasks, prov = load_benchmark("livecodebench", DATA, "local", window=("2024-10", "2025-02"))
     assert tasks and all("2024-10" <= t.meta["date"][:7] <= "2025-02" for t in tasks)
@@ -70,7 +72,6 @@ def test_private_tests_decode_from_the_hub_format():
         decode_private_tests(evil)
 
 
-@needs_data
 def test_aime_answers_score_against_themselves_in_several_forms():
     for task in load_benchmark("aime24", DATA, "local")[0]:
         n = int(task.reference)
@@ -117,7 +118,6 @@ CF_STDIN = {
 }
 
 
-@needs_data
 @pytest.mark.parametrize("bench,cases", [("livecodebench", LCB_STDIN),
                                          ("livecodebench", LCB_FUNCTIONAL),
                                          ("codeforces", CF_STDIN)])
@@ -165,7 +165,6 @@ def test_standings_elo_never_drops_when_more_is_solved():
     assert elos == sorted(elos) and elos[0] < elos[-1]
 
 
-@needs_data
 @pytest.mark.slow
 @pytest.mark.parametrize("bench", ["aime24", "livecodebench", "codeforces"])
 def test_real_benchmark_runs_through_lm_eval_offline(bench, tiny_checkpoint, tmp_path):
@@ -173,7 +172,7 @@ def test_real_benchmark_runs_through_lm_eval_offline(bench, tiny_checkpoint, tmp
     cmd = [sys.executable, "-m", "gspo_repro.cli", "eval", "--ckpt", str(tiny_checkpoint),
            "--benchmark", bench, "--task-dir", str(tmp_path / "task"), "--out", str(out),
            "--backend", "hf", "--set", f"eval.benchmarks=[{bench}]",
-           "--set", f"eval.data_dir={DATA}", "--set", "eval.data_source=local",
+           "--set", "eval.data_source=local",
            "--set", "eval.limit=2", "--set", f"eval.{bench}_samples=2",
            "--set", "eval.max_new_tokens=24", "--set", "eval.batch_size=4"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",

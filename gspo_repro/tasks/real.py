@@ -1,10 +1,11 @@
 """The paper's benchmarks as Task records: AIME'24, LiveCodeBench and CodeForces.
 
-Offline first. ``load_benchmark`` reads the files laid out as in ``../shared/benchmarks``
-(its SOURCES.md names each file's origin) when ``data_dir`` holds them, and otherwise the
-dataset hub, which needs a network. Every load also returns its provenance: which source,
-which test set (public examples only, or the full hidden set), and what was left out. The
-tables carry that provenance, so a score is never read as something it is not.
+Offline first. ``load_benchmark`` reads local copies (by default the ones shipped in
+``gspo_repro/data/benchmarks``, whose SOURCES.md names each file's origin and license) when
+they are there, and otherwise the dataset hub, which needs a network. Every load also
+returns its provenance: which source, which test set (public examples only, or the full
+hidden set), and what was left out. The tables carry that provenance, so a score is never
+read as something it is not.
 
 Code problems come in two kinds. ``stdin`` problems are programs that read stdin and write
 stdout. ``functional`` (LeetCode-style) problems complete a ``class Solution`` method named
@@ -227,8 +228,16 @@ def _hub_cf(ratings: dict[str, float] | None) -> tuple[list[Task], str]:
     return tasks, "official tests where complete, else the examples"
 
 
-def _local_files_present(name: str, d: Path | None) -> bool:
-    return d is not None and all((d / f).is_file() for f in LOCAL[name])
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "benchmarks"
+
+
+def benchmark_dir(data_dir: str | Path | None) -> Path:
+    """Where the local benchmark copies are: ``data_dir``, or the package's own when empty."""
+    return Path(data_dir) if data_dir else SHIPPED
+
+
+def _local_files_present(name: str, d: Path) -> bool:
+    return all((d / f).is_file() for f in LOCAL[name])
 
 
 def load_benchmark(name: str, data_dir: str | Path | None = None, source: str = "auto",
@@ -245,10 +254,10 @@ def load_benchmark(name: str, data_dir: str | Path | None = None, source: str = 
         raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
     if source not in SOURCES:
         raise ValueError(f"unknown benchmark source {source!r}; known: {', '.join(SOURCES)}")
-    d = Path(data_dir) if data_dir else None
+    d = benchmark_dir(data_dir)
     local = source == "local" or (source == "auto" and _local_files_present(name, d))
     if source == "local" and not _local_files_present(name, d):
-        missing = [f for f in LOCAL[name] if d is None or not (d / f).is_file()]
+        missing = [f for f in LOCAL[name] if not (d / f).is_file()]
         raise ValueError(f"{d}: missing benchmark file(s) {', '.join(missing)} for {name}")
     if local:
         tasks, note = {"aime24": lambda: _local_aime(d), "livecodebench": lambda: _local_lcb(d),
