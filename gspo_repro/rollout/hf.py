@@ -40,13 +40,14 @@ def sample(model, tokenizer, prompts: list[str], n: int = 1, max_new_tokens: int
     if experts is not None:  # decoding one token per sequence: the per-expert loop is faster
         model.config._experts_implementation = "eager"
     expanded = [i for i in range(len(prompts)) for _ in range(n)]
+    gpu = [model.device] if model.device.type == "cuda" else []  # RNGs seeded per call
     out: list[Sample] = []
     eos = tokenizer.eos_token_id
     for b, start in enumerate(range(0, len(expanded), batch_size)):
         idx = expanded[start:start + batch_size]
         enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
-                        padding_side="left")
-        with torch.random.fork_rng(devices=[]):
+                        padding_side="left").to(model.device)
+        with torch.random.fork_rng(devices=gpu):
             torch.manual_seed(batch_seed(seed, b))
             gen = model.generate(**enc, do_sample=True, temperature=temperature, top_p=1.0,
                                  top_k=0, max_new_tokens=max_new_tokens, pad_token_id=

@@ -10,10 +10,44 @@ and resumed with torch.distributed.checkpoint (DCP), one shard file per rank.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
 import torch.distributed as dist
+
+AUTOCAST_DTYPES = ("", "bfloat16", "float16")
+
+
+def train_device() -> torch.device:
+    """The one place the training device is decided: this rank's GPU (``LOCAL_RANK``) where
+    CUDA is available, else the CPU. SFT, the RL trainer and its batches all go there."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def autocast(device: torch.device, dtype: str):
+    """Mixed-precision forward passes where the config asks for them (``dtype`` of
+    AUTOCAST_DTYPES) and the device is a GPU; a no-op elsewhere: the CPU trains in fp32."""
+    if not dtype or device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=getattr(torch, dtype))
+
+
+def model_device(model) -> torch.device:
+    """Where ``model``'s parameters live (an FSDP2 shard: its local device)."""
+    return next(model.parameters()).device
+
+
+def check_device(model, *tensors: torch.Tensor) -> None:
+    """Fail fast, naming both devices, when an input is not where the model is: on a GPU a
+    batch left on the CPU would otherwise fail deep inside the forward, or silently copy."""
+    want = model_device(model)
+    for t in tensors:
+        if t.device != want:
+            raise RuntimeError(f"input on {t.device} but the model is on {want}: every tensor "
+                               f"the trainer makes must be placed on train_device()")
 
 
 class Dist:
@@ -23,9 +57,10 @@ class Dist:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.cuda = torch.cuda.is_available()
+        self.device = train_device()
+        if self.cuda:
+            torch.cuda.set_device(self.device)
         if self.world > 1 and not dist.is_initialized():
-            if self.cuda:
-                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
             dist.init_process_group("nccl" if self.cuda else "gloo")
 
     @property

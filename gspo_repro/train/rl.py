@@ -20,6 +20,7 @@ One rollout batch (step ``s``):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -48,10 +49,14 @@ from gspo_repro.objectives import get_objective
 from gspo_repro.rollout.engines import make_engine
 from gspo_repro.routing_replay import RoutingReplay
 from gspo_repro.tasks import Task, make_split
-from gspo_repro.train.dist import Dist
+from gspo_repro.train.dist import Dist, autocast, check_device
+from gspo_repro.train.identity import IDENTITY, make_identity, mismatch, write_identity
 
 SHARD_SEED = 1_000_033  # seed offset between rollout shards
 RL_POOL_SEED = 1_000_000
+# What a run directory holds; a run found under another identity is discarded whole.
+RUN_ARTIFACTS = (IDENTITY, "metrics.jsonl", "queries.jsonl", "state", "checkpoint",
+                 "checkpoints", "run.json", "engine_start", "engine_weights")
 
 
 class NonFiniteError(RuntimeError):
@@ -69,6 +74,11 @@ class Micro:
     resp: torch.Tensor  # [b, R] bool, response tokens
     prompt_len: int  # P
     dummy: bool = False  # a pass that keeps FSDP's collectives in step; trains on nothing
+
+    def to(self, device: torch.device) -> Micro:
+        """The same micro-batch with its tensors on ``device``."""
+        return dataclasses.replace(self, ids=self.ids.to(device), attn=self.attn.to(device),
+                                   pos=self.pos.to(device), resp=self.resp.to(device))
 
 
 def family_counts(families: tuple[str, ...], weights: tuple[float, ...], queries: int
@@ -125,21 +135,27 @@ def pack(prompts: list[list[int]], responses: list[tuple[int, ...]], rows: list[
     return Micro(rows, ids, attn, pos, attn[:, P:].bool(), P)
 
 
-def micro_batches(rows: list[int], lengths: list[int], budget: int) -> list[list[int]]:
-    """Split ``rows`` into length-sorted chunks of at most ``budget`` padded tokens."""
-    rows = sorted(rows, key=lambda r: (lengths[r], r))
-    out, cur = [], []
+def micro_batches(rows: list[int], prompt_lens: list[int], resp_lens: list[int],
+                  budget: int) -> list[list[int]]:
+    """Split ``rows`` into length-sorted chunks whose packed tensors hold at most ``budget``
+    tokens: ``pack`` pads every row to the longest prompt plus the longest response of its
+    chunk (at least 1), so that is what counts. A row longer than ``budget`` goes alone."""
+    rows = sorted(rows, key=lambda r: (prompt_lens[r] + resp_lens[r], r))
+    out, cur, p_max, r_max = [], [], 0, 0
     for r in rows:
-        if cur and lengths[r] * (len(cur) + 1) > budget:
+        p, y = max(p_max, prompt_lens[r]), max(r_max, resp_lens[r], 1)
+        if cur and (p + y) * (len(cur) + 1) > budget:
             out.append(cur)
-            cur = []
+            cur, p, y = [], prompt_lens[r], max(resp_lens[r], 1)
         cur.append(r)
+        p_max, r_max = p, y
     return out + [cur] if cur else out
 
 
 def forward_logprobs(model, mb: Micro, temperature: float, entropy: bool = False):
     """log pi(response token) [b, R] at ``temperature`` and, optionally, token entropy [b, R]."""
     P, R = mb.prompt_len, mb.resp.shape[1]
+    check_device(model, mb.ids, mb.attn, mb.pos)
     logits = model(input_ids=mb.ids, attention_mask=mb.attn, position_ids=mb.pos).logits
     logits = logits[:, P - 1:P + R - 1].float() / temperature
     lp = gather_logprobs(logits, mb.ids[:, P:])
@@ -173,29 +189,34 @@ def _sha(ids: list[str]) -> str:
 
 
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+    cuda = torch.cuda.get_rng_state() if torch.cuda.is_available() else None
+    return {"torch": torch.get_rng_state(), "python": random.getstate(), "cuda": cuda}
 
 
 class RLRun:
     """State of one RL run; ``run()`` trains to the end or raises, resumable from ``out``."""
 
     def __init__(self, cfg: Config, algo: str, init: str | Path, out: str | Path,
-                 resume: bool = False, progress: bool = True):
+                 resume: bool | str = False, progress: bool = True):
         self.cfg, self.rl, self.algo_name = cfg, cfg.rl, algo
         self.algo = cfg.rl.algorithm(algo)
         self.objective = get_objective(self.algo.objective)
         self.out, self.init, self.progress = Path(out), Path(init), progress
         self.state_dir = self.out / "state"
-        if not resume and (self.out / "metrics.jsonl").exists():
-            raise FileExistsError(f"{self.out} already holds a run; pass --resume to continue "
-                                  f"it or choose another --out")
+        self.identity = make_identity("rl", rl_identity_config(cfg, algo), init, cfg.plugins)
         self.dist = Dist()
+        self.device = self.dist.device
+        self.complete = False
+        start = self._claim(resume)
+        if self.complete:
+            return
         try:
             self.model, self.tokenizer = load_checkpoint(init)
         except (OSError, ValueError) as e:
             raise ValueError(f"cannot load --init checkpoint {init}: {e}") from None
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
+        self.model.to(self.device)
         self.model.train()
         self.model.config.output_router_logits = False
         self.n_active = active_params(self.model)
@@ -223,12 +244,13 @@ class RLRun:
         self.queries_log = MetricsLog(self.out / "queries.jsonl")
         self.step, self.bad_in_row = 0, 0
         self.ledger = defaultdict(float)
-        if resume and (self.state_dir / "state.json").exists():
+        if start == "resume":
             self._load_state()
         elif self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
             self.log.path.unlink(missing_ok=True)
             self.queries_log.path.unlink(missing_ok=True)
+            write_identity(self.out, self.identity)
         self.dist.barrier()
         self.workdir = self.out / f"rank{self.dist.rank}" if self.dist.on else self.out
         engine_ckpt = self.init
@@ -240,6 +262,40 @@ class RLRun:
                                   self.workdir, rl=self.rl, dist=self.dist)
         if resumed_vllm and self.dist.on:  # colocated: start from --init, load the state
             self.engine.sync(self.model)
+
+    def _claim(self, resume: bool | str) -> str:
+        """Decide what to do with ``out``: "fresh" or "resume"; a finished run of the same
+        identity sets ``complete`` (nothing to do). ``resume`` True continues only a run of
+        this identity and refuses another, naming what differs; "restart" (the workflow's
+        choice, made once it decided the output is stale) discards another and says so."""
+        out = self.out
+        if not any((out / name).exists() for name in RUN_ARTIFACTS):
+            return "fresh"
+        if not resume:
+            raise FileExistsError(f"{out} already holds a run; pass --resume to continue "
+                                  f"it or choose another --out")
+        why = mismatch(out, self.identity)
+        if why is not None:
+            if resume != "restart":
+                raise ValueError(f"{out} holds a different run ({why}); --resume continues "
+                                 f"only the same run: choose another --out, or pass "
+                                 f"--restart-if-changed to discard it")
+            if self.dist.main:
+                print(f"rl: {out} holds a different run ({why}); starting afresh", flush=True)
+                discard_run(out)
+            self.dist.barrier()
+            return "fresh"
+        saved = self.state_dir / "state.json"
+        if not saved.exists():
+            return "fresh"  # killed before its first checkpoint: nothing to continue
+        step = json.loads(saved.read_text())["step"]
+        if step >= self.rl.steps and (out / "run.json").exists():
+            self.complete = True
+            return "complete"
+        return "resume"
+
+    def _autocast(self):
+        return autocast(self.device, self.rl.autocast)
 
     @property
     def policy(self):
@@ -305,14 +361,19 @@ class RLRun:
                              f"the same world size, not {self.dist.world}")
         if self.dist.on:
             self.dist.load_sharded(self.model, self.opt, self.state_dir / "dcp")
-            self.replica.load_state_dict(self.dist.full_state_dict(self.model))
+            if self.replica is not None:  # the transformers engine's full copy; a vLLM
+                # engine is synced from the loaded shards once it has started
+                self.replica.load_state_dict(self.dist.full_state_dict(self.model))
         else:
-            st = torch.load(self.state_dir / "state.pt", weights_only=False)
+            st = torch.load(self.state_dir / "state.pt", weights_only=False,
+                            map_location=self.device)
             self.model.load_state_dict(st["model"])
             self.opt.load_state_dict(st["opt"])
         rng = torch.load(self.state_dir / f"rng{self.dist.rank}.pt", weights_only=False)
         torch.set_rng_state(rng["torch"])
         random.setstate(rng["python"])
+        if rng.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
         meta = torch.load(self.state_dir / "meta.pt", weights_only=False)
         self.step, self.bad_in_row = meta["step"], meta["bad_in_row"]
         self.ledger.update(meta["ledger"])
@@ -377,20 +438,20 @@ class RLRun:
         offset = sum(len(x) for x in every[:d.rank])
         rew_fam = [x for part in every for x in part]
         rew = torch.tensor([r for r, _ in rew_fam], dtype=torch.float32)
-        adv = group_advantages(rew, rl.group_size)[offset:offset + len(samples)]
+        adv = group_advantages(rew, rl.group_size)[offset:offset + len(samples)].to(self.device)
         t["reward"] = time.time() - t0
 
         prompts = [self.tokenizer(o.prompt)["input_ids"] for o in owners]
         resps = [s.token_ids for s in samples]
-        lengths = [len(p) + max(len(r), 1) for p, r in zip(prompts, resps, strict=True)]
+        p_lens, r_lens = [len(p) for p in prompts], [len(r) for r in resps]
         minis = self._minibatches(bounds)
         pad = self.tokenizer.pad_token_id
-        plan = [[pack(prompts, resps, rows, pad)
-                 for rows in micro_batches(mini, lengths, rl.micro_batch_tokens)]
+        plan = [[pack(prompts, resps, rows, pad).to(self.device)
+                 for rows in micro_batches(mini, p_lens, r_lens, rl.micro_batch_tokens)]
                 for mini in minis]
         if d.on:  # every rank runs as many passes per minibatch (FSDP collectives pair up)
             for mbs, mini in zip(plan, minis, strict=True):
-                dummy = pack(prompts, resps, mini[:1], pad)
+                dummy = pack(prompts, resps, mini[:1], pad).to(self.device)
                 dummy = dataclasses.replace(dummy, rows=[], resp=torch.zeros_like(dummy.resp),
                                             dummy=True)
                 mbs += [dummy] * (d.max_int(len(mbs)) - len(mbs))
@@ -403,7 +464,7 @@ class RLRun:
         with torch.no_grad():
             for i, mbs in enumerate(plan):
                 for j, mb in enumerate(mbs):
-                    with self.rr.record((i, j)):
+                    with self.rr.record((i, j)), self._autocast():
                         lp, ent = forward_logprobs(self.model, mb, rl.temperature, entropy=True)
                     old[(i, j)] = lp
                     if mb.resp.any():
@@ -411,7 +472,7 @@ class RLRun:
                     for k, r in enumerate(mb.rows):
                         y = samples[r].logprobs
                         if y:
-                            diff = (lp[k, :len(y)] - torch.tensor(y)).abs()
+                            diff = (lp[k, :len(y)] - torch.tensor(y, device=lp.device)).abs()
                             gap_sum += float(diff.sum())
                             gap_max = max(gap_max, float(diff.max()))
         t["old_logprobs"] = time.time() - t0
@@ -424,10 +485,9 @@ class RLRun:
             self.opt.zero_grad(set_to_none=True)
             finite = True
             for j, mb in enumerate(mbs):
-                if self.algo.routing_replay:
-                    with self.rr.replay((i, j), token_mask=_flat_mask(mb)):
-                        lp, _ = forward_logprobs(self.model, mb, rl.temperature)
-                else:
+                replay = (self.rr.replay((i, j), token_mask=_flat_mask(mb))
+                          if self.algo.routing_replay else contextlib.nullcontext())
+                with replay, self._autocast():
                     lp, _ = forward_logprobs(self.model, mb, rl.temperature)
                 if mb.dummy:
                     (lp.sum() * 0.0).backward()
@@ -471,7 +531,7 @@ class RLRun:
             self.rr.reset_stats()
             with torch.no_grad():
                 for j, mb in enumerate(plan[0]):
-                    with self.rr.compare((0, j), token_mask=_flat_mask(mb)):
+                    with self.rr.compare((0, j), token_mask=_flat_mask(mb)), self._autocast():
                         self.model(input_ids=mb.ids, attention_mask=mb.attn,
                                    position_ids=mb.pos)
             st = self.rr.stats()
@@ -544,6 +604,12 @@ class RLRun:
     # ----- the loop --------------------------------------------------------------------------
     def run(self) -> Path:
         rl, main = self.rl, self.dist.main
+        if self.complete:  # the same run, finished: nothing is trained or rewritten
+            if main:
+                print(f"rl: {self.out} already holds this run, complete at {rl.steps} rollout "
+                      f"batches; nothing to do", flush=True)
+            self.dist.close()
+            return self.out / "checkpoint"
         t_start = time.time()
         bar = tqdm(total=rl.steps, initial=self.step, desc=f"rl {self.algo_name}",
                    disable=not (self.progress and main), dynamic_ncols=True)
@@ -578,6 +644,7 @@ class RLRun:
                 "stage": "rl", "algorithm": self.algo_name,
                 "algorithm_config": self.cfg.to_dict()["rl"]["algorithms"][self.algo_name],
                 "init": str(self.init), "seed": self.cfg.seed, "config": self.cfg.to_dict(),
+                "identity": self.identity, "device": str(self.device),
                 "engine": engine_info, "active_params": self.n_active,
                 "world_size": self.dist.world,
                 "versions": {"torch": torch.__version__,
@@ -594,6 +661,26 @@ class RLRun:
         return self.out / "checkpoint"
 
 
+def rl_identity_config(cfg: Config, algo: str) -> dict:
+    """What an RL run depends on: its seed, plugins and the rl section with only its own arm
+    (another arm's entry changing does not make this run a different one)."""
+    full = cfg.to_dict()
+    rl = {k: v for k, v in full["rl"].items() if k != "algorithms"}
+    return {"seed": cfg.seed, "plugins": full["plugins"], "algorithm": algo,
+            "algorithm_config": full["rl"]["algorithms"][algo], "rl": rl}
+
+
+def discard_run(out: Path) -> None:
+    """Remove what a run wrote under ``out`` (its artifacts, and each rank's work dir)."""
+    # the identity goes last: a discard cut short still reads as a different run
+    for path in [*(out / n for n in RUN_ARTIFACTS[1:]), *out.glob("rank[0-9]*"),
+                 out / IDENTITY]:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def eval_steps(rl) -> list[int]:
     """Steps whose HF checkpoints are kept (checkpoints/step{N}): every ``save_every``
     rollout batches and the last; none when ``save_every`` is 0."""
@@ -602,7 +689,10 @@ def eval_steps(rl) -> list[int]:
     return sorted({*range(rl.save_every, rl.steps + 1, rl.save_every), rl.steps})
 
 
-def run_rl(cfg: Config, algo: str, init: str | Path, out: str | Path, resume: bool = False,
-           progress: bool = True) -> Path:
-    """Train ``algo`` from ``init``; write checkpoint/, metrics.jsonl, queries.jsonl, run.json."""
+def run_rl(cfg: Config, algo: str, init: str | Path, out: str | Path,
+           resume: bool | str = False, progress: bool = True) -> Path:
+    """Train ``algo`` from ``init``; write identity.json, checkpoint/, metrics.jsonl,
+    queries.jsonl, run.json. ``resume``: False (``out`` must hold no run), True (continue
+    the run in ``out``, which must be this one) or "restart" (continue it if it is this run,
+    else discard it and start afresh)."""
     return RLRun(cfg, algo, init, out, resume=resume, progress=progress).run()

@@ -6,6 +6,7 @@ import dataclasses
 import math
 import platform
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from gspo_repro.models import build_tiny_model, tiny_config
 from gspo_repro.models.checkpoint import load_checkpoint, save_checkpoint
 from gspo_repro.models.tokenizer import build_tokenizer
 from gspo_repro.tasks import make_split
+from gspo_repro.train.dist import autocast, check_device, train_device
+from gspo_repro.train.identity import IDENTITY, make_identity, mismatch, write_identity
 
 IGNORE = -100
 
@@ -65,12 +68,49 @@ def _lr(step: int, cfg) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def run_sft(cfg: Config, out: str | Path, progress: bool = True) -> Path:
-    """Train the tiny model from random init (or ``model.pretrained``); write checkpoint/,
-    metrics.jsonl, run.json."""
+def sft_identity(cfg: Config) -> dict:
+    """What an SFT run depends on: seed, model and sft sections, the pretrained start."""
+    full = cfg.to_dict()
+    return make_identity("sft", {k: full[k] for k in ("seed", "model", "sft")},
+                         cfg.model.pretrained or None)
+
+
+def _claim(out: Path, identity: dict, overwrite: bool) -> bool:
+    """Whether ``out`` already holds this run, finished (then nothing is done). A finished
+    run of another identity is refused, naming what differs, unless ``overwrite``; whatever
+    else is there (an unfinished run) is discarded before training starts."""
+    if (out / "run.json").exists() and (out / "checkpoint").is_dir():
+        why = mismatch(out, identity)
+        if why is None:
+            return True
+        if not overwrite:
+            raise FileExistsError(f"{out} holds a finished SFT run of another identity "
+                                  f"({why}); choose another --out or pass --overwrite")
+    # the completion marker first: a discard cut short never leaves an old run.json beside
+    # new metrics
+    for name in ("run.json", "checkpoint", "metrics.jsonl", IDENTITY):
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    return False
+
+
+def run_sft(cfg: Config, out: str | Path, progress: bool = True,
+            overwrite: bool = False) -> Path:
+    """Train the tiny model from random init (or ``model.pretrained``); write identity.json,
+    checkpoint/, metrics.jsonl, run.json. Where ``out`` holds this run finished, nothing is
+    done; another finished run there is refused unless ``overwrite``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    identity = sft_identity(cfg)
+    if _claim(out, identity, overwrite):
+        print(f"sft: {out} already holds this run, finished; nothing to do", flush=True)
+        return out / "checkpoint"
+    write_identity(out, identity)
     sft = cfg.sft
+    device = train_device()
     torch.manual_seed(cfg.seed)
     if cfg.model.pretrained:
         model, tokenizer = load_checkpoint(cfg.model.pretrained)
@@ -81,6 +121,7 @@ def run_sft(cfg: Config, out: str | Path, progress: bool = True) -> Path:
         model = build_tiny_model(tiny_config(**tiny), seed=cfg.seed)
         max_len = cfg.model.max_position_embeddings
     model.config.output_router_logits = True  # the load-balancing loss keeps experts in use
+    model.to(device)
     model.train()
 
     weights = sft.weights or (1.0,) * len(sft.families)
@@ -93,14 +134,16 @@ def run_sft(cfg: Config, out: str | Path, progress: bool = True) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=sft.lr, weight_decay=sft.weight_decay,
                             betas=(0.9, 0.95))
     log = MetricsLog(out / "metrics.jsonl")
-    log.path.unlink(missing_ok=True)
     t0, tokens = time.time(), 0
     bar = tqdm(range(sft.steps), desc="sft", disable=not progress, dynamic_ncols=True)
     for step in bar:
-        ids, labels, attn = _collate(examples, batches[step], tokenizer.pad_token_id)
+        ids, labels, attn = (t.to(device) for t in
+                             _collate(examples, batches[step], tokenizer.pad_token_id))
         for g in opt.param_groups:
             g["lr"] = _lr(step, sft)
-        loss = model(ids, attention_mask=attn, labels=labels).loss
+        check_device(model, ids, labels, attn)
+        with autocast(device, sft.autocast):
+            loss = model(ids, attention_mask=attn, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), sft.grad_clip)
@@ -115,7 +158,8 @@ def run_sft(cfg: Config, out: str | Path, progress: bool = True) -> Path:
     model.config.output_router_logits = False
     save_checkpoint(model, tokenizer, out / "checkpoint")
     atomic_write_json(out / "run.json", {
-        "stage": "sft", "config": cfg.to_dict(), "seed": cfg.seed,
+        "stage": "sft", "config": cfg.to_dict(), "seed": cfg.seed, "identity": identity,
+        "device": str(device),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "python": platform.python_version()},
         "ledger": {"steps": sft.steps, "sequences": sft.steps * sft.batch_size,

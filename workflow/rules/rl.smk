@@ -1,6 +1,8 @@
 # One RL run per (arm, seed), all from the same SFT checkpoint at matched compute. The run
 # directory is not a declared output, so an interrupted run keeps its trainer state and
-# --resume continues it; run.json, written last, marks it complete.
+# --resume continues it; run.json, written last, marks it complete. A run directory of
+# another identity (config, SFT checkpoint, code), left by an output Snakemake found stale,
+# is discarded and trained afresh (--restart-if-changed), never continued.
 
 
 rule rl:
@@ -26,4 +28,4 @@ rule rl:
     shell:
         "gspo-repro rl --config {input.cfg} --algo {wildcards.arm} --seed {wildcards.seed}"
         " --init {params.init} --out {params.out}"
-        " --resume --no-progress > {log} 2>&1"
+        " --resume --restart-if-changed --no-progress > {log} 2>&1"
