@@ -6,6 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 stack="${GSPO_STACK:-cpu}"
 case "$stack" in cpu|gpu) ;; *) echo "setup: GSPO_STACK must be cpu or gpu, got '$stack'" >&2; exit 2;; esac
+# Code rewards run programs in a bubblewrap sandbox and are refused without one (checked on
+# every run, before the stamp: bwrap is not part of .venv).
+if ! command -v bwrap >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq bubblewrap >/dev/null ||
+      { apt-get update -qq >/dev/null && apt-get install -y -qq bubblewrap >/dev/null; } || true
+  fi
+  command -v bwrap >/dev/null || echo "setup: code rewards need bubblewrap (bwrap): install" \
+    "it (Debian/Ubuntu: apt-get install bubblewrap), or set GSPO_SANDBOX=unshare or" \
+    "GSPO_SANDBOX=rlimits to accept a weaker sandbox" >&2
+fi
 key=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 stamp=".venv/.setup-$stack-$key"
 if [ -f "$stamp" ]; then exit 0; fi

@@ -6,8 +6,8 @@ the metric, not only the first), a two-line ``utils.py`` that hands each documen
 responses to ``process_results`` here, and ``provenance.json`` (where the problems came
 from). ``benchmark_tasks`` gives the problems of a synthetic family or a real benchmark
 (AIME'24, LiveCodeBench, CodeForces). ``run_task`` runs lm-eval on one checkpoint and writes
-one JSON report: avg@k over problems, per problem its solves, and for rated benchmarks an
-Elo with its method named.
+one JSON report: avg@k over problems, per problem its solves, the code sandbox's isolation,
+and for rated benchmarks an Elo with its method named.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from gspo_repro.eval.scoring import rewards
+from gspo_repro.eval.scoring import rewards, sandbox_isolation
 from gspo_repro.io import atomic_write_json, atomic_write_text, read_json
 from gspo_repro.tasks import Task, make_split
-from gspo_repro.tasks.real import BENCHMARKS, load_benchmark
+from gspo_repro.tasks.real import BENCHMARKS, benchmark_dir, load_benchmark
 
 EOS = "<|endoftext|>"
 
@@ -152,12 +152,12 @@ def _model_args(checkpoint, backend: str, seed: int, ev) -> dict:
     if backend != "vllm":
         raise ValueError(f"unknown eval backend {backend!r}; known: vllm, hf")
     cuda = torch.cuda.is_available()
-    args |= {"seed": seed, "enforce_eager": not cuda, "gpu_memory_utilization": 0.9 if cuda
-             else 0.1, "tensor_parallel_size": ev.tensor_parallel_size if ev else 1}
-    if not cuda:  # a fixed KV cache: the same batching, so the same samples, every run
-        from gspo_repro.rollout.engines import CPU_KV_CACHE_BYTES
+    from gspo_repro.rollout.engines import vllm_memory_args
 
-        args["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
+    # on CPU a fixed KV cache: the same batching, so the same samples, every run
+    args |= {"seed": seed, "enforce_eager": not cuda,
+             "tensor_parallel_size": ev.tensor_parallel_size if ev else 1,
+             **vllm_memory_args(0.9 if cuda else 0.1, cuda)}
     if ev and ev.max_model_len:
         args["max_model_len"] = ev.max_model_len
     return args
@@ -179,7 +179,7 @@ def _codeforces_elo(rows: list[dict], ev) -> dict:
 
     standings = read_json(ev.codeforces_standings, "eval.codeforces_standings") if (
         ev and ev.codeforces_standings) else None
-    hist_path = Path(ev.data_dir if ev else "") / "codeforces" / "ratings_2024.json"
+    hist_path = benchmark_dir(ev.data_dir if ev else "") / "codeforces" / "ratings_2024.json"
     hist = read_json(hist_path, "ratings histogram") if hist_path.is_file() else None
     out = codeforces_elo(rows, standings, hist)
     out["percentile_source"] = str(hist_path) if hist else None
@@ -194,6 +194,7 @@ def run_task(checkpoint: str | Path, task_dir: str | Path, benchmark: str, out: 
     import lm_eval
     from lm_eval.tasks import TaskManager
 
+    sandbox = sandbox_isolation([benchmark])  # no sandbox for code: fail before loading a model
     model_args = _model_args(checkpoint, backend, seed, ev)
     name = task_name(benchmark)
     if backend == "vllm":
@@ -214,6 +215,7 @@ def run_task(checkpoint: str | Path, task_dir: str | Path, benchmark: str, out: 
         "avg_at_k": statistics.fmean(p["avg_at_k"] for p in rows),
         "median_response_chars": statistics.median(lengths) if lengths else 0,
         "lm_eval_version": getattr(lm_eval, "__version__", "unknown"),
+        "isolation": sandbox,
         "provenance": json.loads(prov.read_text()) if prov.exists() else None,
         "per_problem": rows,
     }

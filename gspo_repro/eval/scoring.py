@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from gspo_repro.tasks import Task
 from gspo_repro.verifiers import extract_answer, extract_code, math_correct, score_program
+from gspo_repro.verifiers.sandbox import SandboxUnavailable, isolation
 
 MATH_FAMILIES = {"math": True, "aime24": False}
 """Integer-answer families, each with whether its answer must be boxed (strict)."""
@@ -21,6 +22,21 @@ def reward(task: Task, text: str) -> float:
     if task.family in MATH_FAMILIES:
         return float(math_correct(text, task.reference, strict=MATH_FAMILIES[task.family]))
     return float(score_program(text, task.tests, func_name=task.meta.get("func_name"))[0])
+
+
+def sandbox_isolation(families) -> str:
+    """The code sandbox's mode (``isolation()``) for a report on tasks of ``families``.
+
+    Raises ``SandboxUnavailable`` where a family is scored by running code and no sandbox
+    can run: call it before sampling, not after. Math runs no code: without a sandbox its
+    reports say so instead.
+    """
+    try:
+        return isolation()
+    except SandboxUnavailable:
+        if any(f not in MATH_FAMILIES for f in families):
+            raise
+        return "none (no code run)"
 
 
 def _key(task: Task, text: str):

@@ -6,15 +6,17 @@ import math
 import statistics
 from collections import defaultdict
 
-from gspo_repro.eval.scoring import rewards
+from gspo_repro.eval.scoring import rewards, sandbox_isolation
 from gspo_repro.rollout import sample
 from gspo_repro.tasks import Task
 
 
 def evaluate(model, tokenizer, tasks: list[Task], samples: int, temperature: float,
              max_new_tokens: int, seed: int, batch_size: int, engine=None) -> dict:
-    """avg@k pass rate, response-length stats and accuracy by difficulty for one family;
-    sampled with transformers' ``generate``, or with a rollout ``engine`` when given."""
+    """avg@k pass rate, response-length stats, accuracy by difficulty and the code sandbox's
+    isolation for one family; sampled with transformers' ``generate``, or with a rollout
+    ``engine`` when given."""
+    sandbox = sandbox_isolation({t.family for t in tasks})  # no sandbox: fail before sampling
     prompts = [t.prompt for t in tasks]
     if engine is not None:
         outs = engine.generate(prompts, samples, max_new_tokens, temperature, seed)
@@ -33,6 +35,7 @@ def evaluate(model, tokenizer, tasks: list[Task], samples: int, temperature: flo
         "median_response_tokens": statistics.median(lengths),
         "truncated_frac": sum(not s.finished for s in outs) / len(outs),
         "by_difficulty": {str(k): sum(v) / len(v) for k, v in sorted(by_diff.items())},
+        "isolation": sandbox,
         "per_sample": [{"task": tasks[s.prompt_index].id, "reward": r, "tokens": len(s.token_ids)}
                        for s, r in zip(outs, scores, strict=True)],
     }
