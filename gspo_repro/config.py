@@ -184,7 +184,9 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class AlgoConfig:
-    """One RL algorithm: an objective, its clip range, and whether routing is replayed."""
+    """One RL algorithm (an arm): an objective with its clip range and parameters, how its
+    terms become a loss, the advantage estimator, rollout filter, reward shaping, where the
+    old log-probs come from and which routing is replayed."""
 
     objective: str = "grpo"
     """A name registered in gspo_repro.objectives.OBJECTIVES."""
@@ -193,10 +195,31 @@ class AlgoConfig:
     eps_high: float = 0.27
     """Upper clip range: ratios above 1 + eps_high stop pushing up."""
     routing_replay: bool = False
-    """Replay the experts pi_old chose when computing pi_theta (paper section 5.3)."""
+    """Replay recorded experts when computing pi_theta (paper section 5.3)."""
+    replay_source: str = "trainer"
+    """Whose routing is replayed: trainer (R2: pi_old's, recorded by the trainer's old-log-prob
+    pass) or engine (R3, arXiv 2510.11370: the inference engine's)."""
+    params: dict[str, float] = field(default_factory=dict, metadata={"scalars": True})
+    """The objective's own parameters (e.g. SAPO's tau_pos), checked against its signature."""
+    aggregation: str = ""
+    """How per-token terms become the loss: seq_mean_token_mean, token_mean or
+    seq_mean_token_sum_norm; "": the objective's default."""
+    advantage: str = "group"
+    """Advantage estimator: group (mean/std), group_mean (Dr.GRPO) or rloo."""
+    filter: str = ""
+    """Rollout filter, e.g. dynamic_sampling (DAPO); "": none."""
+    shaping: str = ""
+    """Reward shaping, e.g. overlong (DAPO); "": none."""
+    shaping_params: dict[str, float] = field(default_factory=dict, metadata={"scalars": True})
+    """The shaping function's parameters (e.g. overlong's cache)."""
+    old_logprobs: str = "trainer"
+    """pi_old's log-probs: trainer (recomputed, the paper's default) or engine (the rollout
+    engine's sampling log-probs; no recompute pass, paper section 5.4)."""
 
     def __post_init__(self):
-        from gspo_repro.objectives import OBJECTIVES
+        from gspo_repro.advantages import get_advantage
+        from gspo_repro.objectives import COMMON, OBJECTIVES, get_aggregation
+        from gspo_repro.shaping import FILTERS, SHAPING
 
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective {self.objective!r} is unknown; known: "
@@ -204,6 +227,51 @@ class AlgoConfig:
         if self.eps_low < 0 or self.eps_high < 0:
             raise ValueError(f"eps_low and eps_high must be >= 0, got {self.eps_low}, "
                              f"{self.eps_high}")
+        _check_signature(f"params: objective {self.objective!r}", OBJECTIVES[self.objective],
+                         self.params, COMMON, positional=4)
+        if self.aggregation:
+            get_aggregation(self.aggregation)
+        get_advantage(self.advantage)
+        if self.filter:
+            FILTERS.lookup(self.filter)
+        if self.shaping:
+            _check_signature(f"shaping_params: shaping {self.shaping!r}",
+                             SHAPING.lookup(self.shaping),
+                             self.shaping_params, ("rewards", "lengths", "max_len"),
+                             positional=3)
+        elif self.shaping_params:
+            raise ValueError("shaping_params given without a shaping")
+        for name, allowed in (("old_logprobs", ("trainer", "engine")),
+                              ("replay_source", ("trainer", "engine"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be {' or '.join(allowed)}, got "
+                                 f"{getattr(self, name)!r}")
+        if self.routing_replay and self.replay_source == "trainer" and \
+                self.old_logprobs == "engine":
+            raise ValueError("routing_replay from the trainer (R2) replays the routing of the "
+                             "old-log-prob pass that old_logprobs: engine skips; use "
+                             "replay_source: engine (R3)")
+
+
+def _check_signature(where: str, fn, params: dict, fixed: tuple[str, ...],
+                     positional: int) -> None:
+    """A ValueError naming the first parameter of ``params`` that ``fn`` does not take, or
+    the first it needs that is missing. The caller passes the first ``positional``
+    parameters, whatever their names, and ``fixed`` by name."""
+    import inspect
+
+    sig = list(inspect.signature(fn).parameters.values())
+    if any(p.kind is p.VAR_KEYWORD for p in sig):  # takes any keyword: nothing to check by name
+        return
+    own = {p.name: p.default for k, p in enumerate(sig) if p.name not in fixed and not (
+        k < positional and p.kind is p.POSITIONAL_OR_KEYWORD) and p.kind is not p.VAR_POSITIONAL}
+    for key in params:
+        if key not in own:
+            raise ValueError(f"{where} takes no parameter {key!r}; it takes "
+                             f"{', '.join(own) or 'none'}")
+    for key, default in own.items():
+        if default is inspect.Parameter.empty and key not in params:
+            raise ValueError(f"{where} needs parameter {key!r}")
 
 
 VLLM_SYNC_MODES = ("auto", "inplace", "restart")
@@ -216,12 +284,36 @@ def vllm_memory_share(setting: float, cuda: bool) -> float:
 
 
 def _default_algorithms() -> dict[str, AlgoConfig]:
-    """The paper's arms: GRPO (0.2/0.27), GRPO + Routing Replay, GSPO and GSPO-token."""
+    """The paper's arms and the variants the field compares, each from its source."""
+    A = AlgoConfig
     return {
-        "grpo": AlgoConfig("grpo", 0.2, 0.27, False),
-        "grpo_rr": AlgoConfig("grpo", 0.2, 0.27, True),
-        "gspo": AlgoConfig("gspo", 3e-4, 4e-4, False),
-        "gspo_token": AlgoConfig("gspo_token", 3e-4, 4e-4, False),
+        # GSPO paper (arXiv 2507.18071): GRPO 0.2/0.27, with Routing Replay, GSPO 3e-4/4e-4
+        "grpo": A("grpo", 0.2, 0.27),
+        "grpo_rr": A("grpo", 0.2, 0.27, routing_replay=True),
+        "gspo": A("gspo", 3e-4, 4e-4),
+        "gspo_token": A("gspo_token", 3e-4, 4e-4),  # = gspo: the advantages are per sequence
+        # section 5.4: pi_old's log-probs from the engine, no recompute pass
+        "gspo_engine": A("gspo", 3e-4, 4e-4, old_logprobs="engine"),
+        # R3 (arXiv 2510.11370): replay the inference engine's routing
+        "grpo_r3": A("grpo", 0.2, 0.27, routing_replay=True, replay_source="engine"),
+        # DAPO (arXiv 2503.14476): clip-higher, dynamic sampling, token-mean, overlong shaping
+        # (L_cache 64 of the tiny 256-token budget; the paper: 4096 of 20480)
+        "dapo": A("grpo", 0.2, 0.28, aggregation="token_mean", filter="dynamic_sampling",
+                  shaping="overlong", shaping_params={"cache": 64}),
+        # Dr.GRPO (arXiv 2503.20783): no std in the advantage, a constant normaliser
+        "dr_grpo": A("grpo", 0.2, 0.2, advantage="group_mean",
+                     aggregation="seq_mean_token_sum_norm"),
+        # CISPO (MiniMax-M1, arXiv 2506.13585): clipped IS weight, token-mean
+        "cispo": A("cispo", 1.0, 0.28),
+        # GMPO (arXiv 2507.20673): geometric mean of token ratios, log-ratios clipped at 0.4
+        "gmpo": A("gmpo", 0.4, 0.4),
+        # SAPO (arXiv 2511.20347): soft gate, tau 1.0 (A > 0) / 1.05 (A < 0)
+        "sapo": A("sapo", 0.0, 0.0, params={"tau_pos": 1.0, "tau_neg": 1.05}),
+        # train/inference mismatch corrections against the engine's log-probs
+        "grpo_tis": A("grpo_tis", 0.2, 0.27, params={"cap": 2.0}),
+        "gspo_tis": A("gspo_tis", 3e-4, 4e-4, params={"cap": 2.0}),
+        "grpo_icepop": A("grpo_icepop", 0.2, 0.27, params={"low": 0.5, "high": 5.0}),
+        "gspo_icepop": A("gspo_icepop", 3e-4, 4e-4, params={"low": 0.5, "high": 5.0}),
     }
 
 
@@ -289,6 +381,9 @@ class RLConfig:
     autocast: str = ""
     """Mixed-precision trainer forward passes on a GPU in one process: bfloat16, float16 or
     "" (fp32); ignored on the CPU. Under torchrun FSDP2's bf16 policy already applies."""
+    filter_max_rounds: int = 3
+    """Generation rounds per rollout batch an arm's rollout filter may use to fill the batch
+    (the first included); what is still short after them trains as a smaller batch."""
     volatility: bool = True
     """Measure expert-activation volatility with an extra forward pass per rollout batch, over
     its first minibatch (a random 1/minibatches share of the samples)."""
@@ -298,7 +393,8 @@ class RLConfig:
 
     def __post_init__(self):
         for name in ("steps", "queries", "group_size", "minibatches", "max_new_tokens",
-                     "rollout_batch", "micro_batch_tokens", "max_nonfinite", "pool"):
+                     "rollout_batch", "micro_batch_tokens", "max_nonfinite", "pool",
+                     "filter_max_rounds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"rl.{name} must be >= 1, got {getattr(self, name)}")
         _check_shares("rl", self.families, self.weights)
@@ -326,11 +422,24 @@ class RLConfig:
         _check_autocast("rl", self.autocast)
 
     def algorithm(self, name: str) -> AlgoConfig:
-        """The AlgoConfig ``name``, or a ValueError listing the known ones."""
+        """The AlgoConfig ``name``, checked against this loop's settings (its reward shaping
+        against the response budget), or a ValueError naming what is wrong."""
         if name not in self.algorithms:
             raise ValueError(f"unknown algorithm {name!r}; known: "
                              f"{', '.join(sorted(self.algorithms))}")
-        return self.algorithms[name]
+        algo = self.algorithms[name]
+        if algo.shaping:
+            import torch
+
+            from gspo_repro.shaping import SHAPING
+
+            try:
+                SHAPING[algo.shaping](torch.zeros(1), torch.zeros(1), self.max_new_tokens,
+                                      **algo.shaping_params)
+            except ValueError as e:
+                raise ValueError(f"rl.algorithms.{name}.shaping_params: {e} (rl.max_new_tokens "
+                                 f"{self.max_new_tokens})") from None
+        return algo
 
 
 @dataclass(frozen=True)
@@ -432,6 +541,12 @@ def _build(cls, data: dict, where: str):
                 raise ValueError(f"{key} must be a mapping, got {value!r}")
             kwargs[name] = {**f.default_factory(), **{
                 k: _build(f.metadata["of"], v, f"{key}.{k}") for k, v in value.items()}}
+        elif f.metadata.get("scalars"):  # name -> number (an objective's parameters)
+            if not isinstance(value, dict) or not all(
+                    isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+                    for k, v in value.items()):
+                raise ValueError(f"{key} must map names to numbers, got {value!r}")
+            kwargs[name] = {k: float(v) for k, v in value.items()}
         elif f.default is dataclasses.MISSING:  # a plain name -> string mapping
             if not isinstance(value, dict) or not all(
                     isinstance(k, str) and isinstance(v, str) for k, v in value.items()):

@@ -34,7 +34,8 @@ def run_probe(seed: int = 0, batch: int = 16, length: int = 64, lr: float = 1e-3
             new_replayed = token_logprobs(model, ids)
     adv = torch.randn(batch)
     out = {"expert_volatility": rr.stats()["volatility"]}
-    for name, fn in OBJECTIVES.items():
+    for name in ("grpo", "gspo", "gspo_token"):  # the paper's objectives
+        fn = OBJECTIVES[name]
         _, m = fn(new, old, adv, mask) if name != "gspo_token" else fn(
             new, old, adv[:, None].expand_as(mask), mask)
         out[f"{name}_clip_frac"] = m["clip_frac"].item()

@@ -167,6 +167,24 @@ class RoutingReplay:
         """
         return self._stats.as_dict()
 
+    def load(self, key: Hashable, calls: list[list[torch.Tensor]]) -> None:
+        """Store routing chosen elsewhere (e.g. by the inference engine, for R3) under ``key``:
+        ``calls[layer]`` holds that layer's [tokens, top-k] expert ids, one per forward pass,
+        as ``record`` would have stored them."""
+        if len(calls) != self.num_layers:
+            raise ValueError(f"routing replay: {len(calls)} layers given, the model routes "
+                             f"{self.num_layers}")
+        self._records[key] = [
+            _LayerRecord([self._store(c, module) for c in layer_calls])
+            for layer_calls, (module, _) in zip(calls, self.routers, strict=True)]
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._records
+
+    def recorded(self, key: Hashable = None) -> list[list[torch.Tensor]]:
+        """The expert ids stored under ``key``: per layer, per forward pass [tokens, top-k]."""
+        return [list(rec.calls) for rec in self._records[key]]
+
     @contextlib.contextmanager
     def record(self, key: Hashable = None) -> Iterator[RoutingReplay]:
         """Route freely and store every router's choice under ``key`` (replacing it)."""

@@ -106,7 +106,7 @@ print(json.dumps({"env": os.environ.get("GSPO_PROBE_SECRET"), "file": content}))
 
 
 class Listener:
-    """A TCP listener on 127.0.0.1 that counts connections."""
+    """A TCP listener on 127.0.0.1 that counts connections and keeps what they sent."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -114,7 +114,7 @@ class Listener:
         self.sock.listen(8)
         self.sock.settimeout(0.1)
         self.port = self.sock.getsockname()[1]
-        self.connections = 0
+        self.received, self.connections = b"", 0
         self.stop = False
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -126,6 +126,11 @@ class Listener:
             except TimeoutError:
                 continue
             self.connections += 1
+            conn.settimeout(1)
+            try:
+                self.received += conn.recv(1024)
+            except OSError:
+                pass
             conn.close()
 
     def close(self):

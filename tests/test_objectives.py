@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from gspo_repro.objectives import OBJECTIVES, get_objective, register
+from gspo_repro.objectives import OBJECTIVES, get_objective, objective_loss, register
 
 F64 = torch.float64
 
@@ -26,7 +26,7 @@ MASK = [[1, 1, 1], [1, 1, 0]]
 def test_grpo_hand_worked():
     logp, old, mask = batch(RATIOS, MASK)
     adv = torch.tensor([1.0, -1.0], dtype=F64)
-    loss, m = OBJECTIVES["grpo"](logp, old, adv, mask)  # clip range [0.8, 1.27]
+    loss, m = objective_loss("grpo", logp, old, adv, mask)  # clip range [0.8, 1.27]
     # seq 0, A=+1: min(1.5, 1.27)=1.27 (clipped high); 1.0; min(0.5, 0.8)=0.5 (no clip for A>0)
     #   mean = (1.27 + 1.0 + 0.5) / 3 = 0.923333...
     # seq 1, A=-1: min(-1.1, -1.1) = -1.1; min(-0.6, -0.8) = -0.8 (clipped low)
@@ -50,7 +50,7 @@ def test_grpo_hand_worked():
 def test_gspo_hand_worked():
     logp, old, mask = batch(RATIOS, MASK)
     adv = torch.tensor([1.0, -1.0], dtype=F64)
-    loss, m = OBJECTIVES["gspo"](logp, old, adv, mask, eps_low=0.1, eps_high=0.1)
+    loss, m = objective_loss("gspo", logp, old, adv, mask, eps_low=0.1, eps_high=0.1)
     # s_0 = (1.5 * 1.0 * 0.5)^(1/3) = 0.75^(1/3) = 0.908560; A=+1, inside [0.9, 1.1]: 0.908560
     # s_1 = (1.1 * 0.6)^(1/2) = 0.66^(1/2) = 0.812404; A=-1: min(-0.812404, -0.9) = -0.9 (low)
     # objective = (0.908560 - 0.9) / 2 = 0.004280; loss = -0.004280
@@ -70,7 +70,7 @@ def test_gspo_token_hand_worked():
     logp, old, mask = batch(RATIOS, MASK)
     # per-token advantages; the padded slot holds garbage that must not matter
     adv = torch.tensor([[1.0, 1.0, -1.0], [-1.0, -1.0, 123.0]], dtype=F64)
-    loss, m = OBJECTIVES["gspo_token"](logp, old, adv, mask, eps_low=0.1, eps_high=0.1)
+    loss, m = objective_loss("gspo_token", logp, old, adv, mask, eps_low=0.1, eps_high=0.1)
     # every s_it equals s_i in value: s_0 = 0.908560, s_1 = 0.812404
     # seq 0: A=+1 -> 0.908560 twice; A=-1 -> min(-0.908560, -0.908560) (inside range, no clip)
     #   mean = (0.908560 + 0.908560 - 0.908560) / 3 = 0.302853
@@ -129,7 +129,7 @@ def reference(name, logp, old, adv, mask, eps_low, eps_high):
 @pytest.mark.parametrize("seed", range(5))
 def test_against_loop_reference(name, eps, seed):
     logp, old, adv, mask = random_batch(seed, spread=0.3)
-    loss, m = OBJECTIVES[name](logp, old, adv, mask, eps_low=eps[0], eps_high=eps[1])
+    loss, m = objective_loss(name, logp, old, adv, mask, eps_low=eps[0], eps_high=eps[1])
     ref_loss, ref_clipped = reference(name, logp, old, adv, mask, *eps)
     assert loss.item() == pytest.approx(ref_loss, abs=1e-12)
     assert m["clip_frac"].item() == pytest.approx(ref_clipped / mask.sum().item())
@@ -137,7 +137,7 @@ def test_against_loop_reference(name, eps, seed):
 
 def grad(name, logp, old, adv, mask, **kw):
     logp.grad = None
-    loss, _ = OBJECTIVES[name](logp, old, adv, mask, **kw)
+    loss, _ = objective_loss(name, logp, old, adv, mask, **kw)
     loss.backward()
     return loss.detach(), logp.grad.clone()
 
@@ -221,9 +221,9 @@ def test_padding_changes_nothing(name):
 
 def test_empty_rows_are_left_out():
     logp, old, adv, mask = random_batch(3)
-    loss, m = OBJECTIVES["gspo"](logp, old, adv, mask)
+    loss, m = objective_loss("gspo", logp, old, adv, mask)
     z = torch.zeros(1, mask.shape[1], dtype=F64)
-    loss2, m2 = OBJECTIVES["gspo"](torch.cat([logp, z]), torch.cat([old, z]),
+    loss2, m2 = objective_loss("gspo", torch.cat([logp, z]), torch.cat([old, z]),
                                    torch.cat([adv, torch.ones(1, dtype=F64)]), torch.cat([mask, z]))
     assert loss2.item() == pytest.approx(loss.item(), abs=1e-15)
     assert m2["num_seqs"].item() == m["num_seqs"].item()
@@ -244,19 +244,20 @@ def test_bad_inputs_raise_clearly():
 
 
 def test_a_new_objective_is_one_registered_function():
-    @register("test_token_mean")
+    @register("test_token_mean", aggregation="token_mean")
     def token_mean(logp, old_logp, advantages, mask, eps_low=0.2, eps_high=0.28):
-        """DAPO-style token-mean: GRPO's terms averaged over all tokens of the batch."""
+        """GRPO's per-token terms, reduced as a token mean by default."""
         m = mask.bool()
         ratio = torch.exp(torch.where(m, logp - old_logp, torch.zeros_like(logp)))
         adv = advantages[:, None].expand_as(ratio)
         term = torch.minimum(ratio * adv, ratio.clamp(1 - eps_low, 1 + eps_high) * adv)
-        return -(term * m).sum() / m.sum(), {}
+        return torch.where(m, -term, torch.zeros_like(term)), {}
 
     try:
         logp, old, adv, mask = random_batch(1)
-        loss, _ = get_objective("test_token_mean")(logp, old, adv, mask)
-        assert torch.isfinite(loss)
+        loss, _ = objective_loss("test_token_mean", logp, old, adv, mask)
+        terms, _ = get_objective("test_token_mean")(logp, old, adv, mask)
+        assert torch.isfinite(loss) and torch.allclose(loss, terms.sum() / mask.sum())
         with pytest.raises(ValueError, match="already registered"):
             register("test_token_mean")(token_mean)
     finally:

@@ -6,11 +6,9 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 from gspo_repro.verifiers import Verdict, run_tests, score_program
 from gspo_repro.verifiers import sandbox as sbx
 from gspo_repro.verifiers.sandbox import CHUNK, NOBODY, Limits, SandboxUnavailable, isolation
+from tests.hostile_probe import Listener
 
 LIMITS = Limits(wall_s=2.0, cpu_s=2, mem_mb=256)
 MODE = isolation()  # GSPO_SANDBOX's mode; with no sandbox here every test below fails at once
@@ -128,38 +127,6 @@ def test_its_own_dir_is_writable_and_private_per_test():
            "print(open('scratch.txt').read(), sorted(os.listdir('.')))")
     results = run_tests(src, [{"input": "", "output": None}] * 2, LIMITS)
     assert [r.stdout.split()[0] for r in results] == ["x", "x"]  # no state carried over
-
-
-class Listener:
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.received, self.connections = b"", 0
-        self.stop = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while not self.stop:
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            self.connections += 1
-            conn.settimeout(1)
-            try:
-                self.received += conn.recv(1024)
-            except OSError:
-                pass
-            conn.close()
-
-    def close(self):
-        self.stop = True
-        self.thread.join()
-        self.sock.close()
 
 
 def test_tcp_connection_is_refused():

