@@ -142,28 +142,39 @@ def _eval_synthetic(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from gspo_repro.eval.lm_eval_tasks import run_task, write_benchmark_task
+    from gspo_repro.eval.lm_eval_tasks import run_tasks, write_benchmark_task
 
     cfg = _config(args)
     ev = cfg.eval
-    if args.benchmark not in ev.benchmarks:
-        raise SystemExit(f"gspo-repro eval: unknown benchmark {args.benchmark!r}; known: "
-                         f"{', '.join(ev.benchmarks)}")
+    for bench in args.benchmark:
+        if bench not in ev.benchmarks:
+            raise SystemExit(f"gspo-repro eval: unknown benchmark {bench!r}; known: "
+                             f"{', '.join(ev.benchmarks)}")
     local = Path(args.ckpt).exists()
     if local and not (Path(args.ckpt) / "config.json").exists():
         raise SystemExit(f"gspo-repro eval: no HF checkpoint at {args.ckpt}")
+    # --out FILE.json: one benchmark, --task-dir its task; else both are folders, per benchmark
+    one = args.out.endswith(".json")
+    if one and len(args.benchmark) > 1:
+        raise SystemExit("gspo-repro eval: --out names one JSON report; give a folder for "
+                         f"{len(args.benchmark)} benchmarks")
     try:
-        task_dir, _, provenance = write_benchmark_task(args.benchmark, args.task_dir, cfg)
-        rep = run_task(args.ckpt, task_dir, args.benchmark, args.out, backend=args.backend or
-                       ev.backend, seed=cfg.seed, batch_size=ev.batch_size, limit=args.limit,
-                       ev=ev)
+        jobs, provenance = {}, {}
+        for bench in args.benchmark:
+            task_dir = Path(args.task_dir) if one else Path(args.task_dir) / bench
+            out = Path(args.out) if one else Path(args.out) / f"{bench}.json"
+            task_dir, _, provenance[bench] = write_benchmark_task(bench, task_dir, cfg)
+            jobs[bench] = (task_dir, out)
+        reps = run_tasks(args.ckpt, jobs, backend=args.backend or ev.backend, seed=cfg.seed,
+                         batch_size=ev.batch_size, limit=args.limit, ev=ev)
     except ValueError as e:
         raise SystemExit(f"gspo-repro eval: {e}") from None
-    print(f"eval {args.benchmark}: avg@{rep['k']} = {rep['avg_at_k']:.4f} over "
-          f"{rep['n_problems']} problems ({provenance['source']}, {provenance['tests']} tests) "
-          f"-> {args.out}")
-    if "elo" in rep:
-        print(f"eval {args.benchmark}: Elo {rep['elo']['elo']} ({rep['elo']['method']})")
+    for bench, rep in reps.items():
+        print(f"eval {bench}: avg@{rep['k']} = {rep['avg_at_k']:.4f} over "
+              f"{rep['n_problems']} problems ({provenance[bench]['source']}, "
+              f"{provenance[bench]['tests']} tests) -> {jobs[bench][1]}")
+        if "elo" in rep:
+            print(f"eval {bench}: Elo {rep['elo']['elo']} ({rep['elo']['method']})")
     return 0
 
 
@@ -282,12 +293,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "and store the paired pass@1 difference per family")
     p.set_defaults(func=_eval_synthetic)
 
-    p = sub.add_parser("eval", help="one checkpoint on one benchmark through lm-eval (avg@k)")
+    p = sub.add_parser("eval", help="one checkpoint on benchmarks through lm-eval (avg@k)")
     _common(p)
     p.add_argument("--ckpt", required=True, help="HF checkpoint directory or hub model id")
-    p.add_argument("--benchmark", required=True, help="one of eval.benchmarks")
-    p.add_argument("--task-dir", required=True, help="where the lm-eval task is written")
-    p.add_argument("--out", required=True, help="JSON report path")
+    p.add_argument("--benchmark", required=True, nargs="+",
+                   help="one or more of eval.benchmarks, evaluated with one engine")
+    p.add_argument("--task-dir", required=True, help="where the lm-eval task is written "
+                   "(with an --out folder: a folder with one task folder per benchmark)")
+    p.add_argument("--out", required=True, help="a .json report path (one benchmark), or a "
+                   "folder getting one BENCHMARK.json per benchmark")
     p.add_argument("--backend", choices=["vllm", "hf"], help="default: eval.backend")
     p.add_argument("--limit", type=int, help="only the first N problems (smoke runs)")
     p.set_defaults(func=_eval)

@@ -116,6 +116,15 @@ class EvalConfig:
     """Samples per LiveCodeBench problem (the paper: 8)."""
     codeforces_samples: int = 8
     """Samples per CodeForces problem (8, as CodeElo)."""
+    code_problems: int = 0
+    """Held-out problems of the code family (0: n_problems); fewer where sandboxed scoring
+    costs more than sampling."""
+    code_samples: int = 0
+    """Samples per code problem (0: samples)."""
+    rated_problems: int = 0
+    """Held-out problems of the rated family (0: n_problems)."""
+    rated_samples: int = 0
+    """Samples per rated problem (0: samples)."""
     temperature: float = 1.0
     """Sampling temperature."""
     top_p: float = 1.0
@@ -152,8 +161,13 @@ class EvalConfig:
     """Only the first N problems of each real benchmark (smoke runs); 0: all."""
 
     def samples_for(self, benchmark: str) -> int:
-        """k for one benchmark: its own count for the real ones, ``samples`` otherwise."""
-        return getattr(self, f"{benchmark}_samples", self.samples)
+        """k for one benchmark: its own count where set, ``samples`` otherwise."""
+        return getattr(self, f"{benchmark}_samples", 0) or self.samples
+
+    def problems_for(self, family: str) -> int:
+        """Held-out problems of a synthetic family: its own count where set, else
+        ``n_problems``."""
+        return getattr(self, f"{family}_problems", 0) or self.n_problems
 
     def __post_init__(self):
         for name in ("n_problems", "samples", "aime24_samples", "livecodebench_samples",
@@ -161,6 +175,9 @@ class EvalConfig:
                      "tensor_parallel_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"eval.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("code_problems", "code_samples", "rated_problems", "rated_samples"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"eval.{name} must be >= 0, got {getattr(self, name)}")
         if self.limit < 0 or self.max_model_len < 0:
             raise ValueError("eval.limit and eval.max_model_len must be >= 0")
         if not 0 < self.top_p <= 1:
@@ -381,6 +398,10 @@ class RLConfig:
     autocast: str = ""
     """Mixed-precision trainer forward passes on a GPU in one process: bfloat16, float16 or
     "" (fp32); ignored on the CPU. Under torchrun FSDP2's bf16 policy already applies."""
+    tensorboard: bool = True
+    """Write TensorBoard event files (run directory's tb/) beside metrics.jsonl."""
+    wandb: str = ""
+    """Also log to Weights & Biases: offline or online ("": not at all; needs wandb)."""
     filter_max_rounds: int = 3
     """Generation rounds per rollout batch an arm's rollout filter may use to fill the batch
     (the first included); what is still short after them trains as a smaller batch."""
@@ -419,6 +440,8 @@ class RLConfig:
             raise ValueError(f"rl.engine must be transformers or vllm, got {self.engine!r}")
         if self.lr <= 0 or self.temperature <= 0:
             raise ValueError("rl.lr and rl.temperature must be > 0")
+        if self.wandb not in ("", "offline", "online"):
+            raise ValueError(f"rl.wandb must be offline, online or empty, got {self.wandb!r}")
         _check_autocast("rl", self.autocast)
 
     def algorithm(self, name: str) -> AlgoConfig:

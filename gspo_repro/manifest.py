@@ -61,6 +61,30 @@ def _git_commit() -> str | None:
         return None
 
 
+# Instruction sets that change which kernels torch and vLLM run, hence the floating-point
+# results of training (and where SFT lands): recorded so a number can be traced to them.
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16",
+             "avx512_vnni", "amx_tile", "amx_bf16", "asimd", "sve")
+
+
+def machine() -> dict:
+    """The machine's platform, CPU model, the ISA flags of ISA_FLAGS it has, NUMA nodes."""
+    model, flags = platform.processor() or None, set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model") and model in (None, "", "x86_64"):
+                model = value.strip()
+            elif key.strip() in ("flags", "Features"):
+                flags |= set(value.split())
+    except OSError:
+        pass
+    nodes = len(list(Path("/sys/devices/system/node").glob("node[0-9]*")))
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "cpus": os.cpu_count(), "cpu_model": model,
+            "isa": [f for f in ISA_FLAGS if f in flags], "numa_nodes": nodes or None}
+
+
 def write_manifest(root: str | Path, config: dict, extra: dict | None = None) -> Path:
     """Hash every artifact under ``root`` and write ``root/manifest.json``."""
     root = Path(root)
@@ -71,8 +95,7 @@ def write_manifest(root: str | Path, config: dict, extra: dict | None = None) ->
         "config_sha256": hashlib.sha256(cfg_text.encode()).hexdigest(),
         "seeds": config.get("seeds"),
         "versions": {p: _version(p) for p in PACKAGES},
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count(), "processor": platform.processor() or None},
+        "machine": machine(),
         **(extra or {}),
         "artifacts": {str(p.relative_to(root)): _sha256(p) for p in _artifacts(root)},
     }

@@ -61,19 +61,23 @@ def test_lm_eval_hf_loads_and_generates(checkpoint, tmp_path):
 
 
 def test_lm_eval_runs_a_synthetic_benchmark_end_to_end(checkpoint, tmp_path):
-    """`gspo-repro eval`: the task through lm-eval's vllm model, k samples per problem."""
-    out = tmp_path / "code.json"
+    """`gspo-repro eval`: tasks through lm-eval's vllm model, k samples per problem; two
+    benchmarks in one call share one engine and get one report each."""
+    out = tmp_path / "reports"
     cmd = [sys.executable, "-m", "gspo_repro.cli", "eval", "--ckpt", str(checkpoint),
-           "--benchmark", "code", "--task-dir", str(tmp_path / "task"), "--out", str(out),
+           "--benchmark", "code", "math", "--task-dir", str(tmp_path / "task"), "--out", str(out),
            "--set", "eval.n_problems=3", "--set", "eval.samples=2",
            "--set", "eval.max_new_tokens=32"]
     env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rep = json.loads(out.read_text())
-    assert rep["backend"] == "vllm" and rep["n_problems"] == 3 and rep["k"] == 2
-    assert 0.0 <= rep["avg_at_k"] <= 1.0
-    assert all(p["k"] == 2 and len(p["response_chars"]) == 2 for p in rep["per_problem"])
+    assert (proc.stdout + proc.stderr).count("Initializing a V1 LLM engine") == 1
+    for bench in ("code", "math"):
+        rep = json.loads((out / f"{bench}.json").read_text())
+        assert rep["backend"] == "vllm" and rep["n_problems"] == 3 and rep["k"] == 2
+        assert rep["benchmark"] == bench and rep["evaluated_with"] == ["code", "math"]
+        assert 0.0 <= rep["avg_at_k"] <= 1.0 and rep["isolation"]
+        assert all(p["k"] == 2 and len(p["response_chars"]) == 2 for p in rep["per_problem"])
 
 
 def test_eval_synthetic_with_vllm_and_a_paired_baseline(checkpoint, tmp_path):

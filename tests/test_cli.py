@@ -39,3 +39,16 @@ def test_gpu_smoke_script_refuses_a_machine_without_a_gpu():
                                "GPU_SMOKE_OUT": "/nonexistent/gpu_smoke"})
     assert proc.returncode != 0
     assert "gpu_smoke: torch sees no CUDA device" in proc.stderr
+
+
+def test_the_manifest_records_the_cpu_and_its_instruction_sets(tmp_path):
+    """Results may move with the CPU's kernels: the manifest says which CPU made them."""
+    from gspo_repro.manifest import ISA_FLAGS, machine, write_manifest
+
+    m = machine()
+    assert m["cpu_model"] and set(m["isa"]) <= set(ISA_FLAGS) and m["cpus"] >= 1
+    flags = open("/proc/cpuinfo").read()
+    assert ("avx2" in m["isa"]) == (" avx2" in flags)
+    (tmp_path / "a.txt").write_text("x")
+    written = json.loads(write_manifest(tmp_path, {"seeds": [0]}).read_text())
+    assert written["machine"]["isa"] == m["isa"]

@@ -514,3 +514,16 @@ def test_r3_and_engine_logprobs_on_vllm(sft_ckpt, tmp_path):
     eng = _metrics(tmp_path / "gspo_engine")
     assert all(0 <= r["engine_gap_max"] < 1e-3 and r["volatility"] is None for r in eng)
     assert eng[1]["engine_gap_mean"] > 0  # measured, not a placeholder
+
+
+def test_training_curves_are_written_for_tensorboard(arms):
+    """The trainer's TensorBoard events hold the same numbers as metrics.jsonl."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(arms / "gspo" / "tb"))
+    acc.Reload()
+    events = acc.Scalars("reward_mean")
+    assert [e.step for e in events] == [0, 1, 2]
+    assert [e.value for e in events] == pytest.approx([r["reward_mean"]
+                                                       for r in _metrics(arms / "gspo")])
+    assert "clip_frac" in acc.Tags()["scalars"]

@@ -32,7 +32,9 @@ def test_dry_run_plans_every_stage_of_the_default_config(tmp_path):
     assert r.returncode == 0, r.stderr + r.stdout
     for rule in ("stage_config", "sft", "rl", "eval", "analyze", "manifest"):
         assert f"rule {rule}:" in r.stdout
-    assert r.stdout.count("rule rl:") == 3  # grpo, grpo_rr, gspo at seed 0
+    assert r.stdout.count("rule rl:") == 9  # grpo, grpo_rr, gspo at seeds 0, 1, 2
+    # one eval job per checkpoint: SFT and 9 runs x 2 kept checkpoints (steps 12 and 24)
+    assert r.stdout.count("rule eval:") == 1 + 9 * 2
     assert not (tmp_path / "run").exists()  # a dry run starts no job
 
 
@@ -147,7 +149,9 @@ def test_slurm_profile_plans_the_paper_dag_with_gpus_on_every_heavy_job(tmp_path
     assert r.returncode == 0, r.stderr + r.stdout
     blocks = r.stdout.split("\nrule ")[1:]
     heavy = [b for b in blocks if b.split(":")[0] in ("sft", "rl", "eval")]
-    assert len(heavy) == 1 + 4 + 123
+    # sft; rl per arm (3, one seed); one eval job per checkpoint for all 3 benchmarks: the
+    # SFT start and each arm's 10 kept checkpoints (save_every 50 of 500 steps)
+    assert len(heavy) == 1 + 3 + (1 + 3 * 10)
     for b in heavy:
         gpus = int(b.split("gpu=")[1].split(",")[0].split()[0])
         assert gpus >= 1 and "slurm_partition=gpu" in b, b

@@ -9,14 +9,16 @@ from gspo_repro.io import atomic_write_text, read_json
 
 # What analyze writes, by name; the workflow declares its outputs from these.
 FIGURES = ("fig1_reward_vs_compute", "fig1_scores_vs_step", "fig2_clip_fraction",
-           "fig3_routing_replay", "expert_volatility")
-TABLES = ("summary.csv", "summary.md", "curves.csv", "training.csv", "benchmarks.md")
+           "fig3_routing_replay", "expert_volatility", "fig1_paired_reward_diff")
+TABLES = ("summary.csv", "summary.md", "curves.csv", "training.csv", "benchmarks.md",
+          "claims.csv", "claims.md", "paired.csv", "paired_training.csv")
 
 
 def analyze(cfg: Config, out: str | Path) -> dict:
     """Write every table (CSV, Markdown) and figure (PNG) under ``out``; return the headline
-    numbers (clip ratio, compute warnings)."""
-    from gspo_repro.analysis import plots, tables  # pandas, scipy, seaborn: only when analysing
+    numbers (clip ratio, compute warnings) and the claims with their verdicts."""
+    # pandas, scipy, seaborn: only when analysing
+    from gspo_repro.analysis import claims, paired, plots, tables
 
     out = Path(out)
     arms, seeds = list(cfg.arms), list(cfg.seeds)
@@ -41,7 +43,17 @@ def analyze(cfg: Config, out: str | Path) -> dict:
     plots.clip_fraction(train, figs / "fig2_clip_fraction.png")
     plots.routing_replay(train, evals, figs / "fig3_routing_replay.png")
     plots.volatility(train, figs / "expert_volatility.png")
-    return {"clip_ratio_gspo_over_grpo": ratio, "compute_warnings": warnings}
+    scores = paired.final_problem_scores(cfg.run_dir, arms, seeds)
+    verdicts = claims.claims_table(train, scores, arms, seeds, cfg.model.pretrained)
+    diffs = claims.paired_table(train, scores, arms, seeds)
+    by_batch = paired.paired_training(train, paired.present_pairs(arms))
+    atomic_write_text(out / "tables" / "claims.csv", verdicts.to_csv(index=False))
+    atomic_write_text(out / "tables" / "claims.md", claims.to_markdown(verdicts, diffs))
+    atomic_write_text(out / "tables" / "paired.csv", diffs.to_csv(index=False))
+    atomic_write_text(out / "tables" / "paired_training.csv", by_batch.to_csv(index=False))
+    plots.paired_reward_diff(by_batch, figs / "fig1_paired_reward_diff.png")
+    return {"clip_ratio_gspo_over_grpo": ratio, "compute_warnings": warnings,
+            "claims": verdicts.to_dict("records")}
 
 
 def reports_table(paths: list[str | Path], out_prefix: str | Path) -> Path:

@@ -119,7 +119,8 @@ def routing_replay(train: pd.DataFrame, evals: pd.DataFrame, path: Path):
     _draw(axes[1], score, "step", pal, marker="o")
     axes[1].set(xlabel="RL step", ylabel="avg@k",
                 title="Held-out math" if math_only else "Held-out, benchmarks pooled")
-    axes[0].legend(title="arm")
+    if arms:
+        axes[0].legend(title="arm")
     # The paper's finding is that GRPO needs replay on an MoE and GSPO does not; the title
     # names the comparison, not the finding, which this run may or may not show.
     fig.suptitle("GRPO, GRPO + Routing Replay and GSPO on the MoE (counterpart of paper Fig. 3)"
@@ -132,3 +133,25 @@ def volatility(train: pd.DataFrame, path: Path):
     return _per_arm_line(train, "step", "volatility", {
         "xlabel": "RL step (rollout batches)", "ylabel": "activated experts changed (share)",
         "title": "Expert-activation volatility per update round"}, path)
+
+
+def paired_reward_diff(table: pd.DataFrame, path: Path):
+    """Training reward of arm A minus arm B per rollout batch, paired by (seed, batch) so that
+    the query difficulty both arms saw cancels, smoothed within each seed by a centred rolling
+    mean; one line per pair of a ``paired.paired_training`` table, with its band over seeds."""
+    from gspo_repro.analysis.paired import SMOOTH
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    pairs = list(dict.fromkeys(table["pair"]))
+    pal = dict(zip(pairs, sns.color_palette("colorblind", len(pairs)), strict=False))
+    _draw(ax, table.rename(columns={"pair": "arm"}), "step", pal)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    if not pairs:
+        ax.text(0.5, 0.5, "no arm pair of the paper in this run", ha="center",
+                transform=ax.transAxes)
+    ax.set(xlabel="RL step (rollout batches)", ylabel="training reward, A - B",
+           title=f"Paired per-batch reward difference (centred rolling mean, {SMOOTH} batches)"
+                 f"\n{seeds_note(table['n'])}")
+    if pairs:
+        ax.legend(title="A - B")
+    return _save(fig, path)

@@ -1,9 +1,10 @@
-"""The one interval every table and figure reports, and curves put on a common x.
+"""The one interval for per-seed summaries, and curves put on a common x.
 
 The interval is the 95% Student-t interval over seeds of a per-seed value:
 mean ± t_{0.975, n-1} · sd / √n, with sd the sample standard deviation (ddof 1) of the n
 per-seed values. One seed has no interval: the half-width is NaN, tables say so and figures
-draw no band.
+draw no band. Held-out differences between arms, which rest on problems as well as seeds,
+take the two-level bootstrap of :mod:`gspo_repro.analysis.paired` instead.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def benchmark_tasks(name: str, cfg) -> tuple[list[Task], dict]:
                                      tuple(ev.lcb_window) or None, ratings)
         tasks = tasks[:ev.limit] if ev.limit else tasks
         return tasks, {**prov.to_json(), "n_problems": len(tasks)}
-    tasks = make_split(name, "eval", ev.n_problems, seed=cfg.seed)
+    tasks = make_split(name, "eval", ev.problems_for(name), seed=cfg.seed)
     return tasks, {"benchmark": name, "source": f"synthetic:eval split, seed {cfg.seed}",
                    "tests": "full", "n_problems": len(tasks), "note": ""}
 
@@ -191,35 +191,50 @@ def run_task(checkpoint: str | Path, task_dir: str | Path, benchmark: str, out: 
              limit: int | None = None, ev=None) -> dict:
     """Evaluate ``checkpoint`` (a local HF checkpoint or hub id) on the task in ``task_dir``
     through lm-eval; write ``out``. ``ev`` (an EvalConfig) sets dtype and engine sizes."""
+    return run_tasks(checkpoint, {benchmark: (task_dir, out)}, backend, seed, batch_size,
+                     limit, ev)[benchmark]
+
+
+def run_tasks(checkpoint: str | Path, benchmarks: dict[str, tuple[str | Path, str | Path]],
+              backend: str = "vllm", seed: int = 0, batch_size: int = 64,
+              limit: int | None = None, ev=None) -> dict[str, dict]:
+    """Evaluate ``checkpoint`` on several benchmarks (name -> (task dir, report path)) in one
+    lm-eval call, so one engine serves them all; write one report per benchmark."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    sandbox = sandbox_isolation([benchmark])  # no sandbox for code: fail before loading a model
+    # no sandbox for code: fail before loading a model
+    sandbox = sandbox_isolation(list(benchmarks))
     model_args = _model_args(checkpoint, backend, seed, ev)
-    name = task_name(benchmark)
+    names = {b: task_name(b) for b in benchmarks}
     if backend == "vllm":
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine in this process
         _import_lm_eval_vllm()
     res = lm_eval.simple_evaluate(
-        model=backend, model_args=model_args, tasks=[name], batch_size=batch_size,
-        task_manager=TaskManager(include_path=str(task_dir)), log_samples=True,
-        random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+        model=backend, model_args=model_args, tasks=list(names.values()),
+        batch_size=batch_size,
+        task_manager=TaskManager(include_path=[str(d) for d, _ in benchmarks.values()]),
+        log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
         fewshot_random_seed=seed, limit=limit)
-    rows = [_problem_row(s["doc"], s["avg_at_k"], _responses(s["filtered_resps"]))
-            for s in res["samples"][name]]
-    lengths = [n for p in rows for n in p["response_chars"]]
-    prov = Path(task_dir) / "provenance.json"
-    report = {
-        "benchmark": benchmark, "task": name, "checkpoint": str(checkpoint), "backend": backend,
-        "k": rows[0]["k"] if rows else 0, "n_problems": len(rows),
-        "avg_at_k": statistics.fmean(p["avg_at_k"] for p in rows),
-        "median_response_chars": statistics.median(lengths) if lengths else 0,
-        "lm_eval_version": getattr(lm_eval, "__version__", "unknown"),
-        "isolation": sandbox,
-        "provenance": json.loads(prov.read_text()) if prov.exists() else None,
-        "per_problem": rows,
-    }
-    if benchmark == "codeforces":
-        report["elo"] = _codeforces_elo(rows, ev)
-    atomic_write_json(out, report)
-    return report
+    reports = {}
+    for benchmark, (task_dir, out) in benchmarks.items():
+        name = names[benchmark]
+        rows = [_problem_row(s["doc"], s["avg_at_k"], _responses(s["filtered_resps"]))
+                for s in res["samples"][name]]
+        lengths = [n for p in rows for n in p["response_chars"]]
+        prov = Path(task_dir) / "provenance.json"
+        report = {
+            "benchmark": benchmark, "task": name, "checkpoint": str(checkpoint),
+            "backend": backend, "k": rows[0]["k"] if rows else 0, "n_problems": len(rows),
+            "avg_at_k": statistics.fmean(p["avg_at_k"] for p in rows),
+            "median_response_chars": statistics.median(lengths) if lengths else 0,
+            "lm_eval_version": getattr(lm_eval, "__version__", "unknown"),
+            "isolation": sandbox, "evaluated_with": sorted(benchmarks),
+            "provenance": json.loads(prov.read_text()) if prov.exists() else None,
+            "per_problem": rows,
+        }
+        if benchmark == "codeforces":
+            report["elo"] = _codeforces_elo(rows, ev)
+        atomic_write_json(out, report)
+        reports[benchmark] = report
+    return reports

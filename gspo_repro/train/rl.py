@@ -53,13 +53,16 @@ from gspo_repro.shaping import FILTERS, SHAPING
 from gspo_repro.tasks import Task, make_split
 from gspo_repro.train.dist import Dist, autocast, check_device
 from gspo_repro.train.identity import IDENTITY, make_identity, mismatch, write_identity
+from gspo_repro.train.tracking import Tracker
 
 SHARD_SEED = 1_000_033  # seed offset between rollout shards
 ROUND_SEED = 7_919_993  # seed offset between a rollout filter's generation rounds
 RL_POOL_SEED = 1_000_000
 # What a run directory holds; a run found under another identity is discarded whole.
 RUN_ARTIFACTS = (IDENTITY, "metrics.jsonl", "queries.jsonl", "state", "checkpoint",
-                 "checkpoints", "run.json", "engine_start", "engine_weights")
+                 "checkpoints", "run.json", "engine_start", "engine_weights", "tb", "wandb")
+# Settings that change what is logged, not what is trained: not part of a run's identity.
+LOGGING_ONLY = ("tensorboard", "wandb")
 
 
 class NonFiniteError(RuntimeError):
@@ -789,6 +792,8 @@ class RLRun:
                       f"batches; nothing to do", flush=True)
             self.dist.close()
             return self.out / "checkpoint"
+        track = Tracker(self.out, f"{self.algo_name}-seed{self.cfg.seed}", self.cfg.to_dict(),
+                        rl.tensorboard, rl.wandb, self.step) if main else None
         t_start = time.time()
         bar = tqdm(total=rl.steps, initial=self.step, desc=f"rl {self.algo_name}",
                    disable=not (self.progress and main), dynamic_ncols=True)
@@ -800,6 +805,7 @@ class RLRun:
                 self.ledger["rollout_batches"] += 1
                 if main:
                     self.log.write(rec)
+                    track.log(self.step, rec)
                 self.step += 1
                 bar.update(1)
                 bar.set_postfix(reward=f"{rec['reward_mean']:.3f}",
@@ -811,6 +817,8 @@ class RLRun:
                     self._save_state()
         finally:
             bar.close()
+            if track is not None:
+                track.close()
         self.ledger["wall_s"] += time.time() - t_start
         self.export(self.out / "checkpoint")
         self._save_state()
@@ -845,7 +853,7 @@ def rl_identity_config(cfg: Config, algo: str) -> dict:
     """What an RL run depends on: its seed, plugins and the rl section with only its own arm
     (another arm's entry changing does not make this run a different one)."""
     full = cfg.to_dict()
-    rl = {k: v for k, v in full["rl"].items() if k != "algorithms"}
+    rl = {k: v for k, v in full["rl"].items() if k != "algorithms" and k not in LOGGING_ONLY}
     return {"seed": cfg.seed, "plugins": full["plugins"], "algorithm": algo,
             "algorithm_config": full["rl"]["algorithms"][algo], "rl": rl}
 

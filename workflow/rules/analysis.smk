@@ -10,6 +10,8 @@ EVALS = [f"{RUN}/eval/sft/{b}.json" for b in BENCHES] + [
     for b in BENCHES
 ]
 TABLES = [f"{RES}/tables/{t}" for t in ANALYSIS_TABLES]
+# The tables the Snakemake report shows (as tables, with a caption each).
+REPORTED = {"claims.csv": "Claims", "summary.csv": "Tables", "paired.csv": "Tables"}
 EXTERNAL_TABLES = [f"{RES}/tables/external.csv", f"{RES}/tables/external.md"] if EXTERNAL else []
 RESULTS_ALL = [f"{RES}/manifest.json"]
 
@@ -20,7 +22,13 @@ rule analyze:
         runs=expand(f"{RUN}/rl/{{arm}}/seed{{seed}}/run.json", arm=ARMS, seed=SEEDS),
         evals=EVALS,
     output:
-        tables=TABLES,
+        tables=[
+            report(t, caption=f"../report/{os.path.basename(t)[:-4]}.rst",
+                   category=REPORTED[os.path.basename(t)])
+            if os.path.basename(t) in REPORTED
+            else t
+            for t in TABLES
+        ],
         figures=[
             report(
                 f"{RES}/figures/{name}.png",

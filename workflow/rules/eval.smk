@@ -1,10 +1,7 @@
 # Every checkpoint on every benchmark through lm-eval: the SFT start ("sft") and each arm's
 # kept checkpoints ("{arm}/seed{seed}/step{step}"), so curves exist, not just end points.
-
-EVAL_SHELL = (
-    "gspo-repro eval --config {input.cfg} --ckpt {params.ckpt} --benchmark {wildcards.bench}"
-    " --task-dir {params.task_dir} --out {output} > {log} 2>&1"
-)
+# One job, one engine start, per checkpoint for all of its benchmarks; every checkpoint
+# gets the same problems and sampling seeds (paired evaluations).
 
 
 rule eval:
@@ -12,16 +9,18 @@ rule eval:
         cfg=f"{RUN}/config/eval.yaml",
         done=lambda wc: checkpoint_of(wc)[0],
     output:
-        f"{RUN}/eval/{{ckpt}}/{{bench}}.json",
+        [f"{RUN}/eval/{{ckpt}}/{b}.json" for b in BENCHES],
     params:
         ckpt=lambda wc: checkpoint_of(wc)[1],
-        task_dir=lambda wc: f"{RUN}/tasks/{wc.bench}",
+        out=lambda wc: f"{RUN}/eval/{wc.ckpt}",
+        benches=" ".join(BENCHES),
+        task_dir=f"{RUN}/tasks",
     wildcard_constraints:
         ckpt=r"sft|[A-Za-z0-9_]+/seed\d+/step\d+",
     log:
-        f"{RUN}/logs/eval/{{ckpt}}/{{bench}}.log",
+        f"{RUN}/logs/eval/{{ckpt}}.log",
     benchmark:
-        f"{RUN}/benchmarks/eval/{{ckpt}}/{{bench}}.tsv"
+        f"{RUN}/benchmarks/eval/{{ckpt}}.tsv"
     threads: 1
     conda:
         ENV
@@ -30,7 +29,8 @@ rule eval:
         mem_mb=res("eval", "mem_mb"),
         runtime=res("eval", "runtime"),
     shell:
-        EVAL_SHELL
+        "gspo-repro eval --config {input.cfg} --ckpt {params.ckpt} --benchmark {params.benches}"
+        " --task-dir {params.task_dir} --out {params.out} > {log} 2>&1"
 
 
 # Any model on the benchmarks, outside training: `snakemake evaluate --config
@@ -55,7 +55,8 @@ rule eval_external:
         mem_mb=res("eval", "mem_mb"),
         runtime=res("eval", "runtime"),
     shell:
-        EVAL_SHELL
+        "gspo-repro eval --config {input.cfg} --ckpt {params.ckpt} --benchmark {wildcards.bench}"
+        " --task-dir {params.task_dir} --out {output} > {log} 2>&1"
 
 
 rule evaluate:
