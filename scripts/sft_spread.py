@@ -1,7 +1,7 @@
 """How far the SFT start moves with its seed: SFT with each seed, then held-out pass@1.
 
     .venv/bin/python scripts/sft_spread.py [--seeds 0 1 2] [--config config/config.yaml]
-        [--problems 400] [--samples 4] [--set KEY=VALUE ...] [--out results/sft_spread.json]
+        [--problems 400] [--samples 4] [--set KEY=VALUE ...] [--out results/bench/sft_spread.json]
 
 Each seed trains the config's SFT (``seed`` = model init and data order), then its
 checkpoint is sampled on the held-out math and code splits (the same problems and sampling
@@ -18,7 +18,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +36,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--set", action="append", default=[], help="SFT config overrides")
     ap.add_argument("--runs", default="runs/sft_spread")
-    ap.add_argument("--out", default="results/sft_spread.json")
+    ap.add_argument("--out", default="results/bench/sft_spread.json")
     args = ap.parse_args()
 
     from gspo_repro.io import atomic_write_json
@@ -47,10 +46,9 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         run = ROOT / args.runs / f"seed{seed}"
-        t0 = time.time()
         _cli("sft", "--config", args.config, "--set", f"seed={seed}", *sets, "--out", str(run),
              "--no-progress")
-        sft_s = time.time() - t0
+        sft_s = json.loads((run / "run.json").read_text())["ledger"]["wall_s"]  # its training
         rep = run / "eval_heldout.json"
         _cli("eval-synthetic", "--config", args.config, "--ckpt", str(run / "checkpoint"),
              "--families", "math", "code", "--engine", "vllm",
