@@ -63,6 +63,15 @@ def atomic_dir(path: str | Path, fill: Callable[[Path], None]) -> None:
         raise
 
 
+def remove_paths(paths) -> None:
+    """Remove each of ``paths`` that exists (a directory with everything in it), in order."""
+    for path in map(Path, paths):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
 class MetricsLog:
     """Append-only ``metrics.jsonl``: one JSON object per line, flushed per record."""
 

@@ -15,14 +15,13 @@ Student-t interval over seeds of :mod:`gspo_repro.analysis.stats`.
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from gspo_repro.analysis.stats import LEVEL, mean_ci, seed_band
+from gspo_repro.analysis.tables import eval_reports
 
 N_BOOT = 2000
 """Resamples of every bootstrap."""
@@ -94,28 +93,21 @@ def final_problem_scores(run_dir: str | Path, arms: list[str], seeds: list[int])
     """One row per (arm, seed, benchmark, problem id): the problem's avg@k at that run's final
     evaluated checkpoint (columns arm, seed, step, benchmark, id, score). The SFT start is arm
     ``sft``, seed -1, step 0. Reports without per-problem rows add nothing."""
-    root = Path(run_dir) / "eval"
+    reports = list(eval_reports(run_dir, arms, seeds))
+    last = {}
+    for arm, seed, step, _ in reports:
+        last[(arm, seed)] = max(step, last.get((arm, seed), step))
     rows = []
-
-    def add(path: Path, arm: str, seed: int, step: int) -> None:
-        rep = json.loads(path.read_text())
+    for arm, seed, step, rep in reports:
+        if step != last[(arm, seed)]:
+            continue
         ids = [p["id"] for p in rep.get("per_problem", [])]
         if len(set(ids)) != len(ids):
-            raise ValueError(f"{path}: problem ids repeat, so problems cannot be paired")
+            raise ValueError(f"{rep.get('checkpoint')}: {rep['benchmark']} problem ids repeat, "
+                             f"so problems cannot be paired")
         rows.extend({"arm": arm, "seed": seed, "step": step, "benchmark": rep["benchmark"],
                      "id": str(p["id"]), "score": float(p["avg_at_k"])}
                     for p in rep.get("per_problem", []))
-
-    for path in sorted((root / "sft").glob("*.json")):
-        add(path, "sft", -1, 0)
-    for arm in arms:
-        for seed in seeds:
-            steps = {int(m.group(1)): d for d in (root / arm / f"seed{seed}").glob("step*")
-                     if (m := re.fullmatch(r"step(\d+)", d.name))}
-            if steps:
-                last = max(steps)
-                for path in sorted(steps[last].glob("*.json")):
-                    add(path, arm, seed, last)
     return pd.DataFrame(rows, columns=["arm", "seed", "step", "benchmark", "id", "score"])
 
 

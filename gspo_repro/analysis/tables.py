@@ -19,6 +19,7 @@ import pandas as pd
 from gspo_repro.analysis.stats import mean_ci
 from gspo_repro.eval.elo import METHOD as ELO_METHOD
 from gspo_repro.eval.elo import elo_estimate
+from gspo_repro.io import read_json
 
 # Ledger entries that must agree between arms for the comparison to be at matched compute.
 MATCHED = ("queries", "samples", "rollout_batches", "updates")
@@ -59,27 +60,34 @@ def _elo(rep: dict) -> dict:
     return {}
 
 
+def eval_reports(run_dir: str | Path, arms: list[str], seeds: list[int]):
+    """(arm, seed, step, report) of every evaluation report in the layout above: the SFT
+    start's as ("sft", -1, 0), then each arm's and seed's checkpoints (in path order)."""
+    root = Path(run_dir) / "eval"
+    for path in sorted((root / "sft").glob("*.json")):
+        yield "sft", -1, 0, read_json(path, "evaluation report")
+    for arm in arms:
+        for seed in seeds:
+            for path in sorted((root / arm / f"seed{seed}").glob("step*/*.json")):
+                m = re.fullmatch(r"step(\d+)", path.parent.name)
+                if m:
+                    yield arm, seed, int(m.group(1)), read_json(path, "evaluation report")
+
+
 def eval_frame(run_dir: str | Path, arms: list[str], seeds: list[int]) -> pd.DataFrame:
     """One row per (arm, seed, step, benchmark): avg@k, and for ``rated`` an Elo estimate.
     The SFT checkpoint's evaluation is step 0 of every arm."""
-    root = Path(run_dir) / "eval"
+    reports = list(eval_reports(run_dir, arms, seeds))
+    sft = [rep for arm, _, _, rep in reports if arm == "sft"]
     rows = []
-
-    def add(path: Path, arm: str, seed: int, step: int) -> None:
-        rep = json.loads(path.read_text())
-        row = {"arm": arm, "seed": seed, "step": step, "benchmark": rep["benchmark"],
-               "score": rep["avg_at_k"], "k": rep["k"], "n_problems": rep["n_problems"]}
-        row |= _elo(rep)
-        rows.append(row)
-
-    sft = sorted((root / "sft").glob("*.json"))
     for arm in arms:
         for seed in seeds:
-            for path in sft:
-                add(path, arm, seed, 0)
-            for path in sorted((root / arm / f"seed{seed}").glob("step*/*.json")):
-                step = int(re.fullmatch(r"step(\d+)", path.parent.name).group(1))
-                add(path, arm, seed, step)
+            mine = [(0, rep) for rep in sft] + [(step, rep) for a, s, step, rep in reports
+                                               if a == arm and s == seed]
+            for step, rep in mine:
+                rows.append({"arm": arm, "seed": seed, "step": step,
+                             "benchmark": rep["benchmark"], "score": rep["avg_at_k"],
+                             "k": rep["k"], "n_problems": rep["n_problems"]} | _elo(rep))
     return pd.DataFrame(rows)
 
 

@@ -43,7 +43,7 @@ from gspo_repro.advantages import get_advantage
 from gspo_repro.config import Config
 from gspo_repro.eval.scoring import rewards as score
 from gspo_repro.eval.scoring import sandbox_isolation
-from gspo_repro.io import MetricsLog, atomic_dir, atomic_write_json
+from gspo_repro.io import MetricsLog, atomic_dir, atomic_write_json, remove_paths
 from gspo_repro.models.checkpoint import load_checkpoint, save_checkpoint
 from gspo_repro.models.logprobs import gather_logprobs
 from gspo_repro.objectives import Totals, get_aggregation, get_objective, takes_rollout_logp
@@ -861,12 +861,8 @@ def rl_identity_config(cfg: Config, algo: str) -> dict:
 def discard_run(out: Path) -> None:
     """Remove what a run wrote under ``out`` (its artifacts, and each rank's work dir)."""
     # the identity goes last: a discard cut short still reads as a different run
-    for path in [*(out / n for n in RUN_ARTIFACTS[1:]), *out.glob("rank[0-9]*"),
-                 out / IDENTITY]:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
+    remove_paths([*(out / n for n in RUN_ARTIFACTS[1:]), *out.glob("rank[0-9]*"),
+                  out / IDENTITY])
 
 
 def eval_steps(rl) -> list[int]:

@@ -6,7 +6,6 @@ import dataclasses
 import math
 import platform
 import random
-import shutil
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import transformers
 from tqdm import tqdm
 
 from gspo_repro.config import Config
-from gspo_repro.io import MetricsLog, atomic_write_json
+from gspo_repro.io import MetricsLog, atomic_write_json, remove_paths
 from gspo_repro.models import build_tiny_model, tiny_config
 from gspo_repro.models.checkpoint import load_checkpoint, save_checkpoint
 from gspo_repro.models.tokenizer import build_tokenizer
@@ -88,12 +87,7 @@ def _claim(out: Path, identity: dict, overwrite: bool) -> bool:
                                   f"({why}); choose another --out or pass --overwrite")
     # the completion marker first: a discard cut short never leaves an old run.json beside
     # new metrics
-    for name in ("run.json", "checkpoint", "metrics.jsonl", IDENTITY):
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
+    remove_paths(out / name for name in ("run.json", "checkpoint", "metrics.jsonl", IDENTITY))
     return False
 
 
