@@ -78,6 +78,9 @@ def test_lm_eval_runs_a_synthetic_benchmark_end_to_end(checkpoint, tmp_path):
         assert rep["benchmark"] == bench and rep["evaluated_with"] == ["code", "math"]
         assert 0.0 <= rep["avg_at_k"] <= 1.0 and rep["isolation"]
         assert all(p["k"] == 2 and len(p["response_chars"]) == 2 for p in rep["per_problem"])
+        # where the job's time went: imports before lm-eval, then engine + sampling + scoring
+        t = rep["timing"]
+        assert t["startup_s"] > 0 and 0 < t["score_s"] < t["evaluate_s"]
 
 
 def test_eval_synthetic_with_vllm_and_a_paired_baseline(checkpoint, tmp_path):

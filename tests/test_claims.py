@@ -3,6 +3,7 @@ data, and claims.md/csv from a fake three-seed run."""
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -50,19 +51,56 @@ def test_replay_collapse_and_volatility_rules():
 
 
 def test_collapse_rule_on_constructed_curves():
-    # Rises to 0.6 and falls to 0 for good: smoothed best 0.6, later ~0 < 0.3, never 0.54.
+    assert claims.COLLAPSE_PERSIST == 6 and paired.SMOOTH == 5
+    # Rises to 0.6 and falls to 0 for good. Smoothed (centred 5-batch mean): best 0.56 at batch
+    # 3; batch 6 is (0.6 + 0.6 + 0.1 + 0.05 + 0) / 5 = 0.27 < 0.28, and batches 7-12 are 0.15
+    # and less, all below 0.9 x 0.56: a collapse, judged at batch 6 (14 batches: 0-7 judged).
     assert claims.collapsed([0.2, 0.4, 0.6, 0.6, 0.6, 0.6, 0.1, 0.05] + [0.0] * 6)
-    # Three zero batches inside 0.6: the centred 5-batch mean dips to (0.6 + 0 + 0 + 0 + 0.6) /
-    # 5 = 0.24 < 0.3, then climbs back to 0.6 >= 0.54: a dip, not a collapse.
+    # Three zero batches inside 0.6: the smoothed curve dips to (0.6 + 0 + 0 + 0 + 0.6) / 5 =
+    # 0.24 < 0.3 at batches 6-8 and is back at 0.6 >= 0.54 by batch 11, inside each drop's
+    # 6-batch window: a dip, not a collapse.
     assert not claims.collapsed([0.6] * 6 + [0.0] * 3 + [0.6] * 8)
     assert not claims.collapsed([0.3] * 20) and not claims.collapsed([0.0] * 20)
-    # A late fall with no batch left to recover in counts.
-    assert claims.collapsed([0.6] * 10 + [0.0] * 5)
-    # A step down to a third of the best that stays there: below 0.3, never back to 0.54.
+    # A late fall. The old rule ("never again reaches 0.9 x best") called this a collapse, as
+    # no batch was left to recover in; the new rule does not judge a drop without 6 batches
+    # after it: the smoothed curve first falls below 0.3 at batch 9 ((0.6 + 0 x 4) / 5 = 0.12
+    # ... batch 8 is 0.48), and only batches 0-8 of 15 have a full window after them.
+    assert not claims.collapsed([0.6] * 10 + [0.0] * 5)
+    # The same fall with a full window observed after it is a collapse.
+    assert claims.collapsed([0.6] * 10 + [0.0] * 12)
+    # A step down to a third of the best that stays there: smoothed 0.28 < 0.3 at batch 7,
+    # then 0.2 < 0.54 in batches 8-13.
     assert claims.collapsed([0.6] * 6 + [0.2] * 10)
     # Skipped updates: three batches in a row collapse the run, three apart do not.
     assert claims.collapsed([0.3] * 6, skipped=[0, 0, 1, 2, 1, 0])
     assert not claims.collapsed([0.3] * 6, skipped=[1, 0, 1, 0, 1, 0])
+
+
+def test_collapse_persistence_window_by_hand():
+    # Unsmoothed (window=1), so each value is the curve itself; best 1.0, drop line 0.5,
+    # recovery line 0.9, window of 6 batches after the drop.
+    # A persistent drop: batch 1 falls to 0.4 and batches 2-7 stay at 0.4.
+    assert claims.collapsed([1.0] + [0.4] * 7, window=1)
+    # Back to 0.9 (= 0.9 x best, which counts as recovered) at batch 7, the 6th after the
+    # first drop: every drop at batches 1-6 sees it in its window, and batch 7 onwards is not
+    # a drop or has fewer than 6 batches after it (14 batches: 0-7 judged).
+    assert not claims.collapsed([1.0] + [0.4] * 6 + [0.9] + [0.4] * 6, window=1)
+    # Back to 0.9 only at batch 8, the 7th after the drop at batch 1: too late, a collapse.
+    assert claims.collapsed([1.0] + [0.4] * 7 + [0.9], window=1)
+    # Just under the recovery line all along: a collapse.
+    assert claims.collapsed([1.0, 0.4] + [0.89] * 6, window=1)
+    # A drop in the final batches, its window not observed: 10 batches at 1.0 then 6 at 0.2;
+    # the drop at batch 10 has only 5 batches after it (batches 0-9 judged): not a collapse.
+    # One more batch at 0.2 completes its window: a collapse.
+    assert not claims.collapsed([1.0] * 10 + [0.2] * 6, window=1)
+    assert claims.collapsed([1.0] * 10 + [0.2] * 7, window=1)
+    # A monotone rising curve is never below its best so far.
+    assert not claims.collapsed(np.linspace(0.0, 1.0, 30).tolist())
+    assert not claims.collapsed(np.linspace(0.0, 1.0, 30).tolist(), window=1)
+    # Three consecutive skipped updates collapse a run whatever its reward, even a short one.
+    assert claims.collapsed(np.linspace(0.0, 1.0, 8).tolist(), skipped=[0, 1, 1, 1, 0, 0, 0, 0])
+    assert not claims.collapsed(np.linspace(0.0, 1.0, 8).tolist(),
+                                skipped=[0, 1, 1, 0, 1, 1, 0, 0])
 
 
 def test_bootstrap_of_constant_differences_is_a_point():
@@ -150,6 +188,81 @@ def test_clip_ratio_with_a_bootstrap_over_seeds():
     assert r["value"] == pytest.approx(50) and r["seeds"] == 3
     assert (r["lo"], r["hi"]) == pytest.approx((100 / 3, 100))
     assert claims.clip_rule(r["lo"], r["hi"]) == "reproduced"
+    # SE: the sd of the resampled ratios; the 27 equally likely resamples of 3 seeds give its
+    # exact value (2000 resamples: within a few percent).
+    picks = np.array(np.meshgrid(*[range(3)] * 3)).reshape(3, -1).T
+    exact = (0.1 / (0.001 * (picks + 1)).mean(1)).std()
+    assert r["se"] == pytest.approx(exact, rel=0.05)
+
+
+def test_clip_ratio_se_is_not_finite_when_grpo_clipped_nothing_in_a_resample():
+    # GRPO seed 0 clipped nothing: the all-seed-0 resample (1/27 of them) divides by 0.
+    train = pd.DataFrame([{"arm": arm, "seed": s, "step": t, "clip_frac": c}
+                          for s in range(3) for t in range(4)
+                          for arm, c in (("gspo", 0.1), ("grpo", 0.001 * s))])
+    r = claims.clip_ratio(train)
+    assert r["hi"] == math.inf and math.isnan(r["se"])
+    assert claims._se_cell(r["se"]) == "-" and claims._se_cell(math.inf) == "-"
+    assert claims._se_cell(math.nan) == "-" and claims._se_cell(0.153) == "0.153"
+
+
+def _t_rows_train():
+    """Arms grpo and gspo, seeds 0-2, 4 batches of 10 FLOPs. GRPO's reward is 0.2 and GSPO's
+    0.2 + 0.1, 0.2, 0.6 in seeds 0, 1, 2; GRPO's volatility 0.01, 0.02, 0.03."""
+    gain = (0.1, 0.2, 0.6)
+    return pd.DataFrame([{"arm": arm, "seed": s, "step": t, "cum_flops": 10.0 * (t + 1),
+                          "reward_mean": 0.2 + (gain[s] if arm == "gspo" else 0.0),
+                          "clip_frac": 0.1 if arm == "gspo" else 0.001 * (s + 1),
+                          "volatility": 0.01 * (s + 1), "queries_sha": f"{s}-{t}"}
+                         for arm in ("grpo", "gspo") for s in range(3) for t in range(4)])
+
+
+def test_t_rows_standard_error_is_sd_over_root_n():
+    # Per-seed differences 0.1, 0.2, 0.6: mean 0.3, sd^2 = (0.04 + 0.01 + 0.09) / 2 = 0.07,
+    # SE = sqrt(0.07 / 3) = 0.1528; the t interval's half-width is t_{0.975, 2} x SE.
+    se = math.sqrt(0.07 / 3)
+    assert paired.standard_error([0.1, 0.2, 0.6]) == pytest.approx(se, rel=1e-12)
+    assert math.isnan(paired.standard_error([0.1])) and math.isnan(paired.standard_error([]))
+    train = _t_rows_train()
+    scores = pd.DataFrame(columns=["arm", "seed", "step", "benchmark", "id", "score"])
+    c = claims.claims_table(train, scores, ["grpo", "gspo"], [0, 1, 2]).set_index("statistic")
+    auc = c.loc["training-reward area at matched FLOPs, gspo - grpo"]
+    assert auc["value"] == pytest.approx(0.3) and auc["se"] == pytest.approx(se, rel=1e-9)
+    assert auc["hi"] - auc["value"] == pytest.approx(sps.t.ppf(0.975, 2) * se, rel=1e-9)
+    # Volatility 0.01, 0.02, 0.03: sd 0.01, SE 0.01 / sqrt(3).
+    vol = c.loc[claims.STATISTICS["volatility"].format(a="grpo")]
+    assert vol["se"] == pytest.approx(0.01 / math.sqrt(3), rel=1e-9)
+    # The clip ratio's SE is a bootstrap's: finite here; counts and rows without data: NaN.
+    assert math.isfinite(c.loc["mean clip_frac gspo / grpo", "se"])
+    assert c["se"].isna().sum() == (c["verdict"].isin(["not run", "not evaluated"])).sum()
+    p = claims.paired_table(train, scores, ["grpo", "gspo"], [0, 1, 2]).set_index("measure")
+    assert p.loc["training reward per batch", "se"] == pytest.approx(se, rel=1e-9)
+    assert p.loc["training-reward area, matched FLOPs", "se"] == pytest.approx(se, rel=1e-9)
+    md = claims.to_markdown(c.reset_index(), p.reset_index())
+    assert md.count("| measured | se | P(A>B) |") == 1
+    assert md.count("| value [95%] | se | P(A>B) |") == 1
+    assert "| 0.3 [-0.357, 0.957] | 0.153 |" in md and not re.search(r"\binf\b", md)
+    assert "| **not run** |" in md and "| - | - |" in md  # no value, no SE
+
+
+def test_two_level_bootstrap_se_near_the_analytic_se():
+    """40 seeds x 100 problems: difference 0.05 + a seed effect (sd 0.1) + problem noise (sd
+    0.3). The analytic SE of the mean of seed means is sd(seed means) / sqrt(40). The two-level
+    bootstrap's SE adds the within-seed variance once more (about 0.3^2 / 100 against a
+    seed-mean variance of about 0.1^2 + 0.3^2 / 100: a few percent here): within 15%. Its exact
+    value, Var = (mean over seeds of (m_s - m)^2 + v_s / n_s) / S with v_s the within-seed
+    variance (ddof 0), it matches to Monte Carlo error (1 / sqrt(2 x 2000) = 1.6%)."""
+    rng = np.random.default_rng(3)
+    groups = [0.05 + rng.normal(0, 0.1) + rng.normal(0, 0.3, 100) for _ in range(40)]
+    means = np.array([g.mean() for g in groups])
+    analytic = means.std(ddof=1) / math.sqrt(len(groups))
+    est = paired.bootstrap_estimate(groups)
+    assert est["se"] == pytest.approx(analytic, rel=0.15)
+    exact = math.sqrt((((means - means.mean()) ** 2).mean()
+                       + np.mean([g.var() / g.size for g in groups])) / len(groups))
+    assert est["se"] == pytest.approx(exact, rel=0.05)
+    assert paired.heldout_difference(groups)["se"] == est["se"]
+    assert (est["value"], est["lo"], est["hi"]) == paired.two_level_bootstrap(groups)
 
 
 # Per-problem avg@k of the fake run: GSPO beats GRPO on math on every problem but two (ties),
@@ -204,7 +317,12 @@ def _analyze(tmp_path, seeds):
 
 def test_claims_of_a_three_seed_run(tmp_path):
     head, c = _analyze(tmp_path, (0, 1, 2))
-    assert {"claims.csv", "claims.md", "paired.csv", "paired_training.csv"} <= set(TABLES)
+    assert {"claims.csv", "claims.md", "claims.html", "paired.csv",
+            "paired_training.csv"} <= set(TABLES)
+    # the report's copy: the same table as HTML, one row per claim row
+    html = (tmp_path / "res" / "tables" / "claims.html").read_text()
+    assert html.count("<table>") == 2 and "<th>verdict</th>" in html
+    assert html.count("<strong>reproduced</strong>") == (c["verdict"] == "reproduced").sum()
     row = c.set_index("statistic").loc
     # Clip: GSPO 0.15, GRPO 0.0013, 0.0026, 0.0039 (mean 0.0026): 57.7x, bootstrap over seeds
     # from 0.15 / 0.0039 = 38.5 (all seed 2) to 0.15 / 0.0013 = 115.4 (all seed 0).
@@ -239,8 +357,14 @@ def test_claims_of_a_three_seed_run(tmp_path):
     assert len(engine) == 2 and (engine["verdict"] == "not run").all()
     assert [r["verdict"] for r in head["claims"]] == c["verdict"].tolist()
 
+    # SE: 0 for the constant differences (reward area, code), positive for math.
+    assert auc["se"] == pytest.approx(0, abs=1e-12) and code["se"] == 0 and m["se"] > 0
+    assert math.isnan(col["se"]) and list(c.columns) == claims.COLUMNS
+
     md = (tmp_path / "res" / "tables" / "claims.md").read_text()
     assert "gspo_repro/analysis/claims.py" in md and paired.BOOT_METHOD in md
+    assert "| measured | se |" in md and "| value [95%] | se |" in md
+    assert "Standard error (`se`)" in md and claims.COLLAPSE_TEXT in md
     assert "| **reproduced** |" in md and "## Paired differences" in md
     p = pd.read_csv(tmp_path / "res" / "tables" / "paired.csv").set_index(
         ["comparison", "measure"])

@@ -33,8 +33,9 @@ def test_dry_run_plans_every_stage_of_the_default_config(tmp_path):
     for rule in ("stage_config", "sft", "rl", "eval", "analyze", "manifest"):
         assert f"rule {rule}:" in r.stdout
     assert r.stdout.count("rule rl:") == 9  # grpo, grpo_rr, gspo at seeds 0, 1, 2
-    # one eval job per checkpoint: SFT and 9 runs x 2 kept checkpoints (steps 12 and 24)
-    assert r.stdout.count("rule eval:") == 1 + 9 * 2
+    # one eval job per checkpoint: the SFT start and each run's final checkpoint
+    assert r.stdout.count("rule eval:") == 1 + 9
+    assert "grpo/seed2/step24" in r.stdout  # the final one, named by its step
     assert not (tmp_path / "run").exists()  # a dry run starts no job
 
 

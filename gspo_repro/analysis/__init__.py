@@ -10,8 +10,24 @@ from gspo_repro.io import atomic_write_text, read_json
 # What analyze writes, by name; the workflow declares its outputs from these.
 FIGURES = ("fig1_reward_vs_compute", "fig1_scores_vs_step", "fig2_clip_fraction",
            "fig3_routing_replay", "expert_volatility", "fig1_paired_reward_diff")
-TABLES = ("summary.csv", "summary.md", "curves.csv", "training.csv", "benchmarks.md",
-          "claims.csv", "claims.md", "paired.csv", "paired_training.csv")
+TABLES = ("summary.csv", "summary.md", "summary.html", "curves.csv", "training.csv",
+          "benchmarks.md", "claims.csv", "claims.md", "claims.html", "paired.csv",
+          "paired_training.csv")
+
+_HTML = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title><style>"
+         "body{{font-family:sans-serif;font-size:13px;margin:1em}}"
+         "table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:2px 6px;"
+         "vertical-align:top}}th{{background:#eee}}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def _write_markdown(path: Path, text: str) -> None:
+    """``path`` (.md) and the same table as .html beside it: Snakemake's report shows HTML
+    in the page, while Markdown and CSV are only offered as downloads."""
+    import markdown
+
+    atomic_write_text(path, text)
+    body = markdown.markdown(text, extensions=["tables"])
+    atomic_write_text(path.with_suffix(".html"), _HTML.format(title=path.stem, body=body))
 
 
 def analyze(cfg: Config, out: str | Path) -> dict:
@@ -30,7 +46,7 @@ def analyze(cfg: Config, out: str | Path) -> dict:
     ratio = tables.clip_ratio(summary)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "tables" / "summary.csv", summary.to_csv(index=False))
-    atomic_write_text(out / "tables" / "summary.md", tables.to_markdown(summary, warnings, ratio))
+    _write_markdown(out / "tables" / "summary.md", tables.to_markdown(summary, warnings, ratio))
     atomic_write_text(out / "tables" / "curves.csv", evals.to_csv(index=False))
     reports = [read_json(p, "evaluation report")
                for p in sorted((Path(cfg.run_dir) / "eval").glob("**/*.json"))]
@@ -48,7 +64,7 @@ def analyze(cfg: Config, out: str | Path) -> dict:
     diffs = claims.paired_table(train, scores, arms, seeds)
     by_batch = paired.paired_training(train, paired.present_pairs(arms))
     atomic_write_text(out / "tables" / "claims.csv", verdicts.to_csv(index=False))
-    atomic_write_text(out / "tables" / "claims.md", claims.to_markdown(verdicts, diffs))
+    _write_markdown(out / "tables" / "claims.md", claims.to_markdown(verdicts, diffs))
     atomic_write_text(out / "tables" / "paired.csv", diffs.to_csv(index=False))
     atomic_write_text(out / "tables" / "paired_training.csv", by_batch.to_csv(index=False))
     plots.paired_reward_diff(by_batch, figs / "fig1_paired_reward_diff.png")

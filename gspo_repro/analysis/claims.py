@@ -20,6 +20,12 @@ Intervals: held-out differences and P(A > B) by the two-level bootstrap of
 :mod:`gspo_repro.analysis.paired`; per-seed training quantities (reward area, volatility) by the
 project's 95% Student-t interval over seeds; the clip ratio, a ratio of means, by a paired
 bootstrap over seeds (its per-seed ratios can be infinite when GRPO clipped nothing).
+
+Standard errors (column ``se``), next to each interval: for a bootstrap row (held-out
+difference, clip ratio) the standard deviation (ddof 1) of the bootstrap replicates of the
+statistic; for a t row over seeds (reward area, volatility, per-batch paired difference) the
+sample sd over seeds / sqrt(n). A count (collapses) or a row without data has none (NaN), and
+a non-finite one (a clip-ratio resample in which GRPO clipped nothing) prints as "-".
 """
 
 from __future__ import annotations
@@ -52,16 +58,20 @@ VOLATILITY_BAND = (0.05, 0.20)
 """Volatility range taken as "about 10%": an interval overlapping it reproduces the claim."""
 PAPER_MODEL = "Qwen/Qwen3-30B-A3B-Base"
 """The model the paper measured volatility on; any other is not comparable."""
-COLLAPSE_DROP, COLLAPSE_RECOVER, COLLAPSE_SKIPPED = 0.5, 0.9, 3
-"""A run collapses when its smoothed reward falls below COLLAPSE_DROP of its best so far and
-never again reaches COLLAPSE_RECOVER of that best, or when COLLAPSE_SKIPPED consecutive batches
-each skip an update (non-finite loss or gradient)."""
+COLLAPSE_DROP, COLLAPSE_RECOVER, COLLAPSE_PERSIST, COLLAPSE_SKIPPED = 0.5, 0.9, 6, 3
+"""A run collapses at batch t when its smoothed reward there falls below COLLAPSE_DROP of its
+best so far (batch t included) and stays below COLLAPSE_RECOVER of that best in each of the
+next COLLAPSE_PERSIST batches (a drop with fewer batches after it is not judged: a dip in the
+last batches, which all arms draw from the same queries, has no time to show that it lasts),
+or when COLLAPSE_SKIPPED consecutive batches each skip an update (non-finite loss or
+gradient)."""
 
-COLLAPSE_TEXT = (f"a run collapses if its training reward, smoothed by a centred rolling mean "
-                 f"over {paired.SMOOTH} batches, falls below {COLLAPSE_DROP:g} x its best "
-                 f"smoothed value so far and never again reaches {COLLAPSE_RECOVER:g} x that "
-                 f"best, or if {COLLAPSE_SKIPPED} consecutive batches each skip a non-finite "
-                 "update")
+COLLAPSE_TEXT = (f"a run collapses at batch t if its training reward, smoothed by a centred "
+                 f"rolling mean over {paired.SMOOTH} batches, falls below {COLLAPSE_DROP:g} x "
+                 f"its best smoothed value up to t and stays below {COLLAPSE_RECOVER:g} x that "
+                 f"best in each of the next {COLLAPSE_PERSIST} batches (a drop with fewer than "
+                 f"{COLLAPSE_PERSIST} batches after it is not judged), or if {COLLAPSE_SKIPPED} "
+                 "consecutive batches each skip a non-finite update")
 
 
 def superiority(lo: float, hi: float) -> str:
@@ -173,21 +183,26 @@ CLAIMS = (
     Claim(_ENGINE, "engine log-probs usable without recompute (sec. 5.4; no number)",
           "heldout", "gspo_engine", "gspo", "noninferiority"),
 )
-COLUMNS = ["claim", "statistic", "value", "lo", "hi", "method", "seeds", "problems",
+COLUMNS = ["claim", "statistic", "value", "lo", "hi", "se", "method", "seeds", "problems",
            "p_improve", "p_improve_lo", "p_improve_hi", "paper", "verdict", "rule", "note"]
 
 
 def collapsed(reward, skipped=None, window: int = paired.SMOOTH) -> bool:
     """Whether a run's per-batch training ``reward`` (and ``skipped`` updates per batch)
-    collapsed by the rule of ``COLLAPSE_TEXT``. Rewards are taken to be non-negative."""
+    collapsed by the rule of ``COLLAPSE_TEXT``: some batch t whose smoothed reward is below
+    ``COLLAPSE_DROP`` x the best smoothed value up to t, with each of the ``COLLAPSE_PERSIST``
+    smoothed values after it below ``COLLAPSE_RECOVER`` x that best; only batches with that many
+    batches after them are judged. Rewards are taken to be non-negative."""
     smooth = pd.Series(reward, dtype=float).rolling(window, center=True, min_periods=1).mean()
     y = smooth.to_numpy()
-    best = np.fmax.accumulate(y)
-    # the best value reached from each batch onwards, the batch itself excluded
-    later = np.append(np.fmax.accumulate(y[::-1])[::-1][1:], -np.inf)
-    fell = (y < COLLAPSE_DROP * best) & ~(later >= COLLAPSE_RECOVER * best)
-    if fell.any():
-        return True
+    judged = len(y) - COLLAPSE_PERSIST  # batches 0 .. judged - 1 have a full window after them
+    if judged > 0:
+        best = np.fmax.accumulate(y)[:judged]
+        # row t: the smoothed values of batches t + 1 .. t + COLLAPSE_PERSIST
+        after = np.lib.stride_tricks.sliding_window_view(y[1:], COLLAPSE_PERSIST)
+        stays = (after < COLLAPSE_RECOVER * best[:, None]).all(axis=1)
+        if ((y[:judged] < COLLAPSE_DROP * best) & stays).any():
+            return True
     bad = np.asarray(skipped if skipped is not None else [], dtype=float) > 0
     runs = np.convolve(bad, np.ones(COLLAPSE_SKIPPED), "valid") if bad.size else np.zeros(0)
     return bool((runs >= COLLAPSE_SKIPPED).any())
@@ -202,23 +217,29 @@ def collapses(train: pd.DataFrame, arm: str) -> tuple[int, int]:
 def clip_ratio(train: pd.DataFrame, a: str = "gspo", b: str = "grpo", n_boot: int = paired.N_BOOT,
                seed: int = paired.BOOT_SEED) -> dict:
     """Mean clip fraction of ``a`` over that of ``b`` (each the mean over seeds of the seed's
-    mean over batches) with a paired percentile bootstrap over seeds (NaN with one seed)."""
+    mean over batches) with a paired percentile bootstrap over seeds and its standard error,
+    the sd (ddof 1) of the resampled ratios: NaN with one seed, and NaN (printed "-") when a
+    resample's ``b`` clipped nothing, its ratio then infinite."""
     per = train.groupby(["arm", "seed"])["clip_frac"].mean()
     seeds = sorted(set(per[a].index) & set(per[b].index))
     x, y = per[a][seeds].to_numpy(), per[b][seeds].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         value = float(x.mean() / y.mean())
         if len(seeds) < 2:
-            return {"value": value, "lo": math.nan, "hi": math.nan, "seeds": len(seeds)}
+            return {"value": value, "lo": math.nan, "hi": math.nan, "se": math.nan,
+                    "seeds": len(seeds)}
         pick = np.random.default_rng(seed).integers(len(seeds), size=(n_boot, len(seeds)))
         ratios = x[pick].mean(1) / y[pick].mean(1)  # a resample where b clipped nothing: inf
+        se = float(np.std(ratios, ddof=1)) if np.isfinite(ratios).all() else math.nan
     lo, hi = np.quantile(ratios, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], method="inverted_cdf")
-    return {"value": value, "lo": float(lo), "hi": float(hi), "seeds": len(seeds)}
+    return {"value": value, "lo": float(lo), "hi": float(hi), "se": se, "seeds": len(seeds)}
 
 
 def _t_row(per_seed: list[float]) -> dict:
+    """Mean over seeds of ``per_seed``, its 95% t-interval and standard error (sd / sqrt(n))."""
     mean, half = mean_ci(per_seed)
-    return {"value": mean, "lo": mean - half, "hi": mean + half, "seeds": len(per_seed)}
+    return {"value": mean, "lo": mean - half, "hi": mean + half,
+            "se": paired.standard_error(per_seed), "seeds": len(per_seed)}
 
 
 STATISTICS = {
@@ -252,8 +273,8 @@ def _measure(c: Claim, train: pd.DataFrame, scores: pd.DataFrame, seeds: list[in
                  "statistic": label(a=arm)}]
     if c.statistic == "collapses":
         (ga, n), (gb, _) = collapses(train, c.a), collapses(train, c.b)
-        return [{"value": ga - gb, "lo": math.nan, "hi": math.nan, "seeds": n, "method": "count",
-                 "statistic": label(a=c.a, b=c.b),
+        return [{"value": ga - gb, "lo": math.nan, "hi": math.nan, "se": math.nan, "seeds": n,
+                 "method": "count", "statistic": label(a=c.a, b=c.b),
                  "note": f"{c.a} {ga}/{n}, {c.b} {gb}/{n} collapsed"}]
     rows = []
     for bench in sorted(scores["benchmark"].unique()):
@@ -335,7 +356,7 @@ def paired_table(train: pd.DataFrame, scores: pd.DataFrame, arms: list[str],
             if groups:
                 rows.append({"comparison": f"{a} - {b}", "measure": f"final avg@k on {bench}",
                              **paired.heldout_difference(groups), "method": paired.BOOT_METHOD})
-    cols = ["comparison", "measure", "value", "lo", "hi", "method", "seeds", "problems",
+    cols = ["comparison", "measure", "value", "lo", "hi", "se", "method", "seeds", "problems",
             "p_improve", "p_improve_lo", "p_improve_hi", "same_queries"]
     return pd.DataFrame(rows).reindex(columns=cols)
 
@@ -347,6 +368,11 @@ def _cell(value, lo=math.nan, hi=math.nan) -> str:
     return out if math.isnan(lo) else f"{out} [{_fmt(float(lo))}, {_fmt(float(hi))}]"
 
 
+def _se_cell(se) -> str:
+    """A standard error, or "-" where there is none or it is not finite (never "inf")."""
+    return _fmt(float(se)) if isinstance(se, int | float) and math.isfinite(se) else "-"
+
+
 def to_markdown(claims: pd.DataFrame, paired_rows: pd.DataFrame) -> str:
     """claims.md: the claims with their verdicts, the interval methods, the rules' location,
     then every paired difference."""
@@ -355,12 +381,17 @@ def to_markdown(claims: pd.DataFrame, paired_rows: pd.DataFrame) -> str:
             f"Intervals: held-out differences and P(A>B): {paired.BOOT_METHOD}; "
             "training-reward area and volatility: 95% Student-t over seeds of per-seed values; "
             f"clip ratio: paired bootstrap over seeds, {paired.N_BOOT} resamples, percentile "
-            f"95%. Fewer than {MIN_SEEDS} seeds: inconclusive whatever the rule.\n\n")
-    lines = ["| claim | statistic | measured | P(A>B) | seeds | problems | paper | verdict | "
-             "rule | note |", "|---|---|---|---|---|---|---|---|---|---|"]
+            "95%. Standard error (`se`): for bootstrap rows (held-out differences, clip ratio) "
+            "the standard deviation (ddof 1) of the bootstrap replicates of the statistic; for "
+            "Student-t rows the sample sd over seeds / sqrt(n); none (-) for counts, rows "
+            "without data and a non-finite bootstrap SE (a clip-ratio resample in which GRPO "
+            f"clipped nothing). Fewer than {MIN_SEEDS} seeds: inconclusive whatever the "
+            "rule.\n\n")
+    lines = ["| claim | statistic | measured | se | P(A>B) | seeds | problems | paper | verdict "
+             "| rule | note |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in claims.iterrows():
         lines.append("| " + " | ".join([
-            r["claim"], r["statistic"], _cell(r["value"], r["lo"], r["hi"]),
+            r["claim"], r["statistic"], _cell(r["value"], r["lo"], r["hi"]), _se_cell(r["se"]),
             _cell(r["p_improve"], r["p_improve_lo"], r["p_improve_hi"]), _cell(r["seeds"]),
             _cell(r["problems"]), r["paper"], f"**{r['verdict']}**", r["rule"],
             r["note"] if isinstance(r["note"], str) else ""]) + " |")
@@ -371,11 +402,13 @@ def to_markdown(claims: pd.DataFrame, paired_rows: pd.DataFrame) -> str:
              "interpolated onto the FLOPs range every seed of both arms covers, trapezoid "
              "area over that range's width; arm differences are paired by seed.", "",
              "## Paired differences", "",
-             "| comparison | measure | value [95%] | P(A>B) | seeds | problems | same queries | "
-             "method |", "|---|---|---|---|---|---|---|---|"]
+             "Standard errors (`se`) as in the claims table: bootstrap rows, the sd of the "
+             "replicates; t rows, the sd over seeds / sqrt(n).", "",
+             "| comparison | measure | value [95%] | se | P(A>B) | seeds | problems | "
+             "same queries | method |", "|---|---|---|---|---|---|---|---|---|"]
     for _, r in paired_rows.iterrows():
         notes.append("| " + " | ".join([
             r["comparison"], r["measure"], _cell(r["value"], r["lo"], r["hi"]),
-            _cell(r["p_improve"], r["p_improve_lo"], r["p_improve_hi"]), _cell(r["seeds"]),
-            _cell(r["problems"]), _cell(r["same_queries"]), r["method"]]) + " |")
+            _se_cell(r["se"]), _cell(r["p_improve"], r["p_improve_lo"], r["p_improve_hi"]),
+            _cell(r["seeds"]), _cell(r["problems"]), _cell(r["same_queries"]), r["method"]]) + " |")
     return head + "\n".join(lines + notes) + "\n"

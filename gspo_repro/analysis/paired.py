@@ -11,10 +11,16 @@ independently), not problems nested in seeds, and rliable's stratified bootstrap
 within tasks, not tasks within runs; so the nesting is written here, in numpy. Per-seed
 training quantities (reward area at matched compute) take the project's one interval, the 95%
 Student-t interval over seeds of :mod:`gspo_repro.analysis.stats`.
+
+Every measured difference also carries its standard error (``se``): for a bootstrap, the
+standard deviation (ddof 1) of the bootstrap replicates of the statistic; for a t-interval
+over seeds, the sample sd over seeds / sqrt(n) (:func:`standard_error`).
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -50,10 +56,31 @@ def two_level_bootstrap(groups: list, n_boot: int = N_BOOT, seed: int = BOOT_SEE
     interpolation). Resampling both levels counts the problem-level variance about twice
     (Davison & Hinkley 1997, Bootstrap Methods, on hierarchical data), so the interval errs
     wide. One seed: the ordinary bootstrap over problems. Returns (mean, lo, hi)."""
+    est = bootstrap_estimate(groups, n_boot, seed, level)
+    return est["value"], est["lo"], est["hi"]
+
+
+def bootstrap_estimate(groups: list, n_boot: int = N_BOOT, seed: int = BOOT_SEED,
+                       level: float = LEVEL) -> dict:
+    """The mean and percentile interval of :func:`two_level_bootstrap` (``value``, ``lo``,
+    ``hi``) and its standard error ``se``: the standard deviation (ddof 1) of the same
+    ``n_boot`` resampled means. Like the interval, it counts the problem-level variance about
+    twice, so it errs large unless a seed mean's problem-level variance is small next to the
+    seed-to-seed variance."""
     dist = bootstrap_means(groups, n_boot, seed)
     point = float(np.mean([np.mean(g) for g in groups]))
     lo, hi = np.quantile(dist, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
-    return point, float(lo), float(hi)
+    return {"value": point, "lo": float(lo), "hi": float(hi), "se": float(np.std(dist, ddof=1))}
+
+
+def standard_error(values) -> float:
+    """Sample standard deviation (ddof 1) of the non-missing ``values`` over the square root
+    of their count: the standard error that goes with :func:`stats.mean_ci`'s t-interval (NaN
+    with fewer than two values)."""
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if len(values) < 2:
+        return math.nan
+    return statistics.stdev(values) / math.sqrt(len(values))
 
 
 def bootstrap_means(groups: list, n_boot: int = N_BOOT, seed: int = BOOT_SEED,
@@ -127,13 +154,14 @@ def paired_groups(scores: pd.DataFrame, bench: str, a: str, b: str,
 
 
 def heldout_difference(groups: list[np.ndarray]) -> dict:
-    """Mean paired difference and probability of improvement P(A > B), each with its
-    two-level bootstrap interval (the same resamples: one generator seed), and the seeds and
-    problems they rest on (problems: the smallest count of any seed)."""
-    diff, lo, hi = two_level_bootstrap(groups)
+    """Mean paired difference with its two-level bootstrap interval and standard error
+    (:func:`bootstrap_estimate`), probability of improvement P(A > B) with its interval (the
+    same resamples: one generator seed), and the seeds and problems they rest on (problems:
+    the smallest count of any seed)."""
+    diff = bootstrap_estimate(groups)
     poi, poi_lo, poi_hi = two_level_bootstrap(improvement(groups))
-    return {"value": diff, "lo": lo, "hi": hi, "p_improve": poi, "p_improve_lo": poi_lo,
-            "p_improve_hi": poi_hi, "seeds": len(groups), "problems": min(map(len, groups))}
+    return {**diff, "p_improve": poi, "p_improve_lo": poi_lo, "p_improve_hi": poi_hi,
+            "seeds": len(groups), "problems": min(map(len, groups))}
 
 
 def reward_auc(train: pd.DataFrame, a: str, b: str) -> dict[int, float]:
@@ -192,9 +220,10 @@ def paired_training(train: pd.DataFrame, pairs: list[tuple[str, str]],
 
 
 def per_batch_summary(train: pd.DataFrame, a: str, b: str) -> dict:
-    """Each seed's mean over batches of the unsmoothed paired reward difference, then the mean
-    and 95% t-interval over seeds; NaN when the arms share no batch."""
+    """Each seed's mean over batches of the unsmoothed paired reward difference, then the mean,
+    95% t-interval and standard error over seeds; NaN when the arms share no batch."""
     d = batch_differences(train, a, b)
     per_seed = d.groupby("seed")["diff"].mean().tolist()
     mean, half = mean_ci(per_seed)
-    return {"value": mean, "lo": mean - half, "hi": mean + half, "seeds": len(per_seed)}
+    return {"value": mean, "lo": mean - half, "hi": mean + half,
+            "se": standard_error(per_seed), "seeds": len(per_seed)}

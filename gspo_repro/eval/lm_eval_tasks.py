@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import time
 from pathlib import Path
 
 import yaml
@@ -48,12 +49,24 @@ def _responses(results: list) -> list[str]:
     return results[0] if results and isinstance(results[0], list) else results
 
 
+SCORE_SECONDS = [0.0]
+"""Seconds this process has spent in ``process_results`` (reward checks, code sandboxes)."""
+
+
 def process_results(doc: dict, results: list) -> dict:
     """lm-eval's per-document hook: the share of the k responses that solve the problem."""
+    t = time.perf_counter()
     texts = _responses(results)
     task = _task(doc)
     scores = rewards([task] * len(texts), list(texts))
+    SCORE_SECONDS[0] += time.perf_counter() - t
     return {"avg_at_k": sum(scores) / len(scores)}
+
+
+def _since_process_start() -> float:
+    import psutil  # a vLLM and lm-eval dependency
+
+    return time.time() - psutil.Process().create_time()
 
 
 def benchmark_tasks(name: str, cfg) -> tuple[list[Task], dict]:
@@ -203,6 +216,7 @@ def run_tasks(checkpoint: str | Path, benchmarks: dict[str, tuple[str | Path, st
     import lm_eval
     from lm_eval.tasks import TaskManager
 
+    started = _since_process_start()  # interpreter, imports, task files: the start-up
     # no sandbox for code: fail before loading a model
     sandbox = sandbox_isolation(list(benchmarks))
     model_args = _model_args(checkpoint, backend, seed, ev)
@@ -216,6 +230,10 @@ def run_tasks(checkpoint: str | Path, benchmarks: dict[str, tuple[str | Path, st
         task_manager=TaskManager(include_path=[str(d) for d, _ in benchmarks.values()]),
         log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
         fewshot_random_seed=seed, limit=limit)
+    # where the job's time went (one engine served every benchmark: shared, not split)
+    evaluate_s = _since_process_start() - started
+    timing = {"startup_s": round(started, 2), "evaluate_s": round(evaluate_s, 2),
+              "score_s": round(SCORE_SECONDS[0], 2)}
     reports = {}
     for benchmark, (task_dir, out) in benchmarks.items():
         name = names[benchmark]
@@ -229,7 +247,7 @@ def run_tasks(checkpoint: str | Path, benchmarks: dict[str, tuple[str | Path, st
             "avg_at_k": statistics.fmean(p["avg_at_k"] for p in rows),
             "median_response_chars": statistics.median(lengths) if lengths else 0,
             "lm_eval_version": getattr(lm_eval, "__version__", "unknown"),
-            "isolation": sandbox, "evaluated_with": sorted(benchmarks),
+            "isolation": sandbox, "evaluated_with": sorted(benchmarks), "timing": timing,
             "provenance": json.loads(prov.read_text()) if prov.exists() else None,
             "per_problem": rows,
         }

@@ -10,8 +10,9 @@ EVALS = [f"{RUN}/eval/sft/{b}.json" for b in BENCHES] + [
     for b in BENCHES
 ]
 TABLES = [f"{RES}/tables/{t}" for t in ANALYSIS_TABLES]
-# The tables the Snakemake report shows (as tables, with a caption each).
-REPORTED = {"claims.csv": "Claims", "summary.csv": "Tables", "paired.csv": "Tables"}
+# The tables the Snakemake report shows, each with a caption: HTML is shown in the page,
+# CSV offered as a download.
+REPORTED = {"claims.html": "Claims", "summary.html": "Tables", "paired.csv": "Tables"}
 EXTERNAL_TABLES = [f"{RES}/tables/external.csv", f"{RES}/tables/external.md"] if EXTERNAL else []
 RESULTS_ALL = [f"{RES}/manifest.json"]
 
@@ -23,7 +24,7 @@ rule analyze:
         evals=EVALS,
     output:
         tables=[
-            report(t, caption=f"../report/{os.path.basename(t)[:-4]}.rst",
+            report(t, caption=f"../report/{os.path.splitext(os.path.basename(t))[0]}.rst",
                    category=REPORTED[os.path.basename(t)])
             if os.path.basename(t) in REPORTED
             else t

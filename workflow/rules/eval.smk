@@ -1,5 +1,6 @@
-# Every checkpoint on every benchmark through lm-eval: the SFT start ("sft") and each arm's
-# kept checkpoints ("{arm}/seed{seed}/step{step}"), so curves exist, not just end points.
+# Every checkpoint on every benchmark through lm-eval: the SFT start ("sft") and each run's
+# final checkpoint ("{arm}/seed{seed}/step{step}"), and its kept mid-run checkpoints where
+# rl.save_every asks for curves, not just end points.
 # One job, one engine start, per checkpoint for all of its benchmarks; every checkpoint
 # gets the same problems and sampling seeds (paired evaluations).
 

@@ -18,7 +18,9 @@ rule rl:
     params:
         init=f"{RUN}/sft/checkpoint",
         out=lambda wc: f"{RUN}/rl/{wc.arm}/seed{wc.seed}",
-    threads: 2
+    # one thread per run: on the tiny model two single-threaded runs side by side train
+    # ~1.2x the tokens of one two-threaded run (benchmarks/threads.py)
+    threads: 1
     conda:
         ENV
     resources:
