@@ -18,8 +18,8 @@ rule rl:
     params:
         init=f"{RUN}/sft/checkpoint",
         out=lambda wc: f"{RUN}/rl/{wc.arm}/seed{wc.seed}",
-    # one thread per run: on the tiny model two single-threaded runs side by side train
-    # ~1.2x the tokens of one two-threaded run (benchmarks/threads.py)
+    # one thread per run: on the tiny model two single-threaded runs side by side have
+    # 1.4x the throughput of one two-threaded run at a time (results/bench/threads.json)
     threads: 1
     conda:
         ENV
