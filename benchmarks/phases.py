@@ -4,9 +4,10 @@
 
 Reads the workflow's per-job benchmark files (runs/default/benchmarks/*.tsv: whole-job
 wall time), each RL run's per-batch phase times (metrics.jsonl: rollout, reward, old
-log-probs, update, weight sync, volatility; start-up is the job's wall time minus its
-batches) and each evaluation's timing record (start-up before lm-eval, then engine, sampling
-and scoring; reports written before the timing record existed give the job time only).
+log-probs, update, weight sync, volatility; "startup" is the job's wall time minus its
+batches, so it also holds the final export and engine teardown) and each evaluation's
+timing record (start-up before lm-eval, then engine, sampling and scoring; reports written
+before the timing record existed give the job time only).
 Adds the summary under ``--label`` to results/bench/phases.json, keeping the other labels,
 so a before and an after sit side by side. ``--wall-s``: the whole command's wall time as
 measured outside (e.g. /usr/bin/time), set-up included.
@@ -18,7 +19,6 @@ import argparse
 import csv
 import json
 import statistics
-import subprocess
 from pathlib import Path
 
 from _common import ROOT, write
@@ -66,11 +66,6 @@ def _eval(run: Path) -> dict:
     return out
 
 
-def _commit(run: Path) -> str:
-    proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=run, capture_output=True, text=True)
-    return proc.stdout.strip() or "unknown"
-
-
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", default="runs/default", help="a finished workflow run directory")
@@ -80,13 +75,14 @@ if __name__ == "__main__":
     run = Path(args.run).resolve()
     from gspo_repro.manifest import machine
 
-    # the machine the run's own manifest recorded (the run may be older than this script)
+    # the commit and machine the run's own manifest recorded (the run may be older than this
+    # script, its checkout since moved on)
     manifest = run.parents[1] / "results" / "manifest.json"
-    host = json.loads(manifest.read_text()).get("machine") if manifest.exists() else None
+    recorded = json.loads(manifest.read_text()) if manifest.exists() else {}
     sft = json.loads((run / "sft" / "run.json").read_text())["ledger"]
     summary = {
-        "run": str(args.run), "commit": _commit(run),
-        "make_repro_wall_s": args.wall_s, "machine": host or machine(),
+        "run": str(args.run), "commit": recorded.get("git_commit", "unknown"),
+        "make_repro_wall_s": args.wall_s, "machine": recorded.get("machine") or machine(),
         "sft": {"job_s": _tsv_seconds(run / "benchmarks" / "sft.tsv"), "steps": sft["steps"],
                 "trained_tokens": sft["trained_tokens"],
                 "tokens_per_s": round(sft["trained_tokens"] / sft["wall_s"], 1)},

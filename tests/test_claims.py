@@ -53,45 +53,44 @@ def test_replay_collapse_and_volatility_rules():
 def test_collapse_rule_on_constructed_curves():
     assert claims.COLLAPSE_PERSIST == 6 and paired.SMOOTH == 5
     # Rises to 0.6 and falls to 0 for good. Smoothed (centred 5-batch mean): best 0.56 at batch
-    # 3; batch 6 is (0.6 + 0.6 + 0.1 + 0.05 + 0) / 5 = 0.27 < 0.28, and batches 7-12 are 0.15
-    # and less, all below 0.9 x 0.56: a collapse, judged at batch 6 (14 batches: 0-7 judged).
+    # 3; batch 6 is (0.6 + 0.6 + 0.1 + 0.05 + 0) / 5 = 0.27 < 0.28, and nothing after it gets
+    # back to 0.9 x 0.56: a collapse, judged at batch 6 (14 batches: 0-7 judged).
     assert claims.collapsed([0.2, 0.4, 0.6, 0.6, 0.6, 0.6, 0.1, 0.05] + [0.0] * 6)
     # Three zero batches inside 0.6: the smoothed curve dips to (0.6 + 0 + 0 + 0 + 0.6) / 5 =
-    # 0.24 < 0.3 at batches 6-8 and is back at 0.6 >= 0.54 by batch 11, inside each drop's
-    # 6-batch window: a dip, not a collapse.
+    # 0.24 < 0.3 at batches 6-8 and is back at 0.6 >= 0.54 by batch 11: a dip, not a collapse.
     assert not claims.collapsed([0.6] * 6 + [0.0] * 3 + [0.6] * 8)
     assert not claims.collapsed([0.3] * 20) and not claims.collapsed([0.0] * 20)
-    # A late fall. The old rule ("never again reaches 0.9 x best") called this a collapse, as
-    # no batch was left to recover in; the new rule does not judge a drop without 6 batches
-    # after it: the smoothed curve first falls below 0.3 at batch 9 ((0.6 + 0 x 4) / 5 = 0.12
-    # ... batch 8 is 0.48), and only batches 0-8 of 15 have a full window after them.
+    # A late fall. The rule of the c0a0457 run called this a collapse, as no batch was left to
+    # recover in; a drop now needs 6 batches after it to be judged: the smoothed curve first
+    # falls below 0.3 at batch 9 ((0.6 + 0 x 4) / 5 = 0.12 ... batch 8 is 0.48), and only
+    # batches 0-8 of 15 have 6 batches after them.
     assert not claims.collapsed([0.6] * 10 + [0.0] * 5)
-    # The same fall with a full window observed after it is a collapse.
+    # The same fall with 6 more batches observed after it, still at 0: a collapse.
     assert claims.collapsed([0.6] * 10 + [0.0] * 12)
     # A step down to a third of the best that stays there: smoothed 0.28 < 0.3 at batch 7,
-    # then 0.2 < 0.54 in batches 8-13.
+    # then 0.2 < 0.54 to the end.
     assert claims.collapsed([0.6] * 6 + [0.2] * 10)
     # Skipped updates: three batches in a row collapse the run, three apart do not.
     assert claims.collapsed([0.3] * 6, skipped=[0, 0, 1, 2, 1, 0])
     assert not claims.collapsed([0.3] * 6, skipped=[1, 0, 1, 0, 1, 0])
 
 
-def test_collapse_persistence_window_by_hand():
+def test_collapse_by_hand_recovery_and_the_observed_window():
     # Unsmoothed (window=1), so each value is the curve itself; best 1.0, drop line 0.5,
-    # recovery line 0.9, window of 6 batches after the drop.
-    # A persistent drop: batch 1 falls to 0.4 and batches 2-7 stay at 0.4.
+    # recovery line 0.9, a drop judged only with 6 or more batches after it.
+    # A drop that lasts: batch 1 falls to 0.4 and batches 2-7 stay there.
     assert claims.collapsed([1.0] + [0.4] * 7, window=1)
-    # Back to 0.9 (= 0.9 x best, which counts as recovered) at batch 7, the 6th after the
-    # first drop: every drop at batches 1-6 sees it in its window, and batch 7 onwards is not
-    # a drop or has fewer than 6 batches after it (14 batches: 0-7 judged).
-    assert not claims.collapsed([1.0] + [0.4] * 6 + [0.9] + [0.4] * 6, window=1)
-    # Back to 0.9 only at batch 8, the 7th after the drop at batch 1: too late, a collapse.
-    assert claims.collapsed([1.0] + [0.4] * 7 + [0.9], window=1)
-    # Just under the recovery line all along: a collapse.
+    # Back to 0.9 (= 0.9 x best, which counts as recovered) at batch 8, the 7th after the
+    # drop, then down again for 6 batches: every drop before batch 8 recovers; the drops at
+    # batches 9-14 never get back to 0.9, but only batch 9 (6 after it, 16 batches) is judged:
+    # a collapse. Without the second fall, a recovery however late is no collapse.
+    assert claims.collapsed([1.0] + [0.4] * 7 + [0.9] + [0.4] * 7, window=1)
+    assert not claims.collapsed([1.0] + [0.4] * 12 + [0.9], window=1)
+    # Just under the recovery line after the drop: a collapse.
     assert claims.collapsed([1.0, 0.4] + [0.89] * 6, window=1)
-    # A drop in the final batches, its window not observed: 10 batches at 1.0 then 6 at 0.2;
-    # the drop at batch 10 has only 5 batches after it (batches 0-9 judged): not a collapse.
-    # One more batch at 0.2 completes its window: a collapse.
+    # A drop in the final batches, too few observed: 10 batches at 1.0 then 6 at 0.2; the
+    # drop at batch 10 has 5 batches after it (batches 0-9 judged): not a collapse. One more
+    # batch at 0.2 gives it 6: a collapse.
     assert not claims.collapsed([1.0] * 10 + [0.2] * 6, window=1)
     assert claims.collapsed([1.0] * 10 + [0.2] * 7, window=1)
     # A monotone rising curve is never below its best so far.

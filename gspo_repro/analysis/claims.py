@@ -60,17 +60,18 @@ PAPER_MODEL = "Qwen/Qwen3-30B-A3B-Base"
 """The model the paper measured volatility on; any other is not comparable."""
 COLLAPSE_DROP, COLLAPSE_RECOVER, COLLAPSE_PERSIST, COLLAPSE_SKIPPED = 0.5, 0.9, 6, 3
 """A run collapses at batch t when its smoothed reward there falls below COLLAPSE_DROP of its
-best so far (batch t included) and stays below COLLAPSE_RECOVER of that best in each of the
-next COLLAPSE_PERSIST batches (a drop with fewer batches after it is not judged: a dip in the
-last batches, which all arms draw from the same queries, has no time to show that it lasts),
-or when COLLAPSE_SKIPPED consecutive batches each skip an update (non-finite loss or
-gradient)."""
+best so far (batch t included) and never again reaches COLLAPSE_RECOVER of that best, judged
+only where at least COLLAPSE_PERSIST batches follow t (a dip in the last batches, which all
+arms draw from the same queries, has no time to show that it lasts), or when
+COLLAPSE_SKIPPED consecutive batches each skip an update (non-finite loss or gradient).
+Changed in 13ef0db/this commit, after the c0a0457 run and before the next: that run's one
+"collapse" was a dip in its last two batches shared by every arm."""
 
 COLLAPSE_TEXT = (f"a run collapses at batch t if its training reward, smoothed by a centred "
                  f"rolling mean over {paired.SMOOTH} batches, falls below {COLLAPSE_DROP:g} x "
-                 f"its best smoothed value up to t and stays below {COLLAPSE_RECOVER:g} x that "
-                 f"best in each of the next {COLLAPSE_PERSIST} batches (a drop with fewer than "
-                 f"{COLLAPSE_PERSIST} batches after it is not judged), or if {COLLAPSE_SKIPPED} "
+                 f"its best smoothed value up to t and never again reaches {COLLAPSE_RECOVER:g} x "
+                 f"that best (a drop with fewer than {COLLAPSE_PERSIST} batches after it is not "
+                 f"judged), or if {COLLAPSE_SKIPPED} "
                  "consecutive batches each skip a non-finite update")
 
 
@@ -190,18 +191,17 @@ COLUMNS = ["claim", "statistic", "value", "lo", "hi", "se", "method", "seeds", "
 def collapsed(reward, skipped=None, window: int = paired.SMOOTH) -> bool:
     """Whether a run's per-batch training ``reward`` (and ``skipped`` updates per batch)
     collapsed by the rule of ``COLLAPSE_TEXT``: some batch t whose smoothed reward is below
-    ``COLLAPSE_DROP`` x the best smoothed value up to t, with each of the ``COLLAPSE_PERSIST``
-    smoothed values after it below ``COLLAPSE_RECOVER`` x that best; only batches with that many
-    batches after them are judged. Rewards are taken to be non-negative."""
+    ``COLLAPSE_DROP`` x the best smoothed value up to t and never again reaches
+    ``COLLAPSE_RECOVER`` x that best; only batches with at least ``COLLAPSE_PERSIST`` batches
+    after them are judged. Rewards are taken to be non-negative."""
     smooth = pd.Series(reward, dtype=float).rolling(window, center=True, min_periods=1).mean()
     y = smooth.to_numpy()
-    judged = len(y) - COLLAPSE_PERSIST  # batches 0 .. judged - 1 have a full window after them
+    judged = len(y) - COLLAPSE_PERSIST  # batches 0 .. judged - 1 have enough batches after
     if judged > 0:
         best = np.fmax.accumulate(y)[:judged]
-        # row t: the smoothed values of batches t + 1 .. t + COLLAPSE_PERSIST
-        after = np.lib.stride_tricks.sliding_window_view(y[1:], COLLAPSE_PERSIST)
-        stays = (after < COLLAPSE_RECOVER * best[:, None]).all(axis=1)
-        if ((y[:judged] < COLLAPSE_DROP * best) & stays).any():
+        # the best smoothed value after each judged batch, that batch excluded
+        later = np.fmax.accumulate(y[::-1])[::-1][1:judged + 1]
+        if ((y[:judged] < COLLAPSE_DROP * best) & ~(later >= COLLAPSE_RECOVER * best)).any():
             return True
     bad = np.asarray(skipped if skipped is not None else [], dtype=float) > 0
     runs = np.convolve(bad, np.ones(COLLAPSE_SKIPPED), "valid") if bad.size else np.zeros(0)

@@ -19,7 +19,8 @@ rule rl:
         init=f"{RUN}/sft/checkpoint",
         out=lambda wc: f"{RUN}/rl/{wc.arm}/seed{wc.seed}",
     # one thread per run: on the tiny model two single-threaded runs side by side have
-    # 1.4x the throughput of one two-threaded run at a time (results/bench/threads.json)
+    # 1.4x the throughput of one two-threaded run at a time (6-batch runs, start-up
+    # included: results/bench/threads.json; phases.json has the whole workflow)
     threads: 1
     conda:
         ENV
