@@ -37,6 +37,9 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="SFT config overrides")
     ap.add_argument("--runs", default="runs/sft_spread")
     ap.add_argument("--out", default="results/bench/sft_spread.json")
+    ap.add_argument("--trained", action="store_true",
+                    help="evaluate the finished runs already in --runs as they are, even if "
+                         "trained by an older package version (each row keeps its identity)")
     args = ap.parse_args()
 
     from gspo_repro.io import atomic_write_json
@@ -46,16 +49,19 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         run = ROOT / args.runs / f"seed{seed}"
-        _cli("sft", "--config", args.config, "--set", f"seed={seed}", *sets, "--out", str(run),
-             "--no-progress")
-        sft_s = json.loads((run / "run.json").read_text())["ledger"]["wall_s"]  # its training
+        if not args.trained:
+            _cli("sft", "--config", args.config, "--set", f"seed={seed}", *sets, "--out",
+                 str(run), "--no-progress")
+        done = json.loads((run / "run.json").read_text())
+        sft_s = done["ledger"]["wall_s"]  # its training
         rep = run / "eval_heldout.json"
         _cli("eval-synthetic", "--config", args.config, "--ckpt", str(run / "checkpoint"),
              "--families", "math", "code", "--engine", "vllm",
              "--set", f"eval.n_problems={args.problems}", "--set", f"eval.samples={args.samples}",
              "--out", str(rep))
         fams = json.loads(rep.read_text())["families"]
-        row = {"seed": seed, "sft_wall_s": round(sft_s, 1)}
+        row = {"seed": seed, "sft_wall_s": round(sft_s, 1), "sft_steps": done["ledger"]["steps"],
+               "identity": {k: done["identity"][k] for k in ("code", "config_sha")}}
         for fam, r in fams.items():
             per = {}
             for s in r["per_sample"]:

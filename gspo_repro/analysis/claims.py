@@ -64,7 +64,7 @@ best so far (batch t included) and never again reaches COLLAPSE_RECOVER of that 
 only where at least COLLAPSE_PERSIST batches follow t (a dip in the last batches, which all
 arms draw from the same queries, has no time to show that it lasts), or when
 COLLAPSE_SKIPPED consecutive batches each skip an update (non-finite loss or gradient).
-Changed in 13ef0db/this commit, after the c0a0457 run and before the next: that run's one
+Changed after the c0a0457 run and before the next (13ef0db and the commit after): its one
 "collapse" was a dip in its last two batches shared by every arm."""
 
 COLLAPSE_TEXT = (f"a run collapses at batch t if its training reward, smoothed by a centred "
