@@ -2,7 +2,8 @@
 """Open a Snakemake HTML (or .zip) report in headless Chromium, navigate into it over the
 DevTools protocol, and save screenshots + visible text of each step.
 
-    python3 scripts/look_report.py REPORT OUTDIR [--claims-entry REGEX] [--figure NAME] [--category NAME ...]
+    python3 scripts/look_report.py REPORT OUTDIR [--claims-entry REGEX] [--figure NAME]
+        [--category NAME ...]
 
 Standard library only (own minimal websocket client), so any python3 runs it.
 
