@@ -15,8 +15,16 @@ include: "workflow/rules/sft.smk"
 include: "workflow/rules/rl.smk"
 include: "workflow/rules/eval.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/study.smk"
 
 
 rule all:
     input:
         RESULTS_ALL,
+
+
+# The regime study (config/study.yaml): not part of `all`; `snakemake study` runs it.
+rule study:
+    input:
+        f"{SRES}/manifest.json",
+    localrule: True

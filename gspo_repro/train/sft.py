@@ -121,7 +121,8 @@ def run_sft(cfg: Config, out: str | Path, progress: bool = True,
     weights = sft.weights or (1.0,) * len(sft.families)
     total, share = sft.steps * sft.batch_size, sum(weights)
     tasks = [t for f, w in zip(sft.families, weights, strict=True)
-             for t in make_split(f, "train", math.ceil(total * w / share), seed=cfg.seed)]
+             for t in make_split(f, "train", math.ceil(total * w / share), seed=cfg.seed,
+                                steps=sft.difficulty or None)]
     examples = [_encode(tokenizer, t.prompt, t.solution, max_len) for t in tasks]
     batches = _batches(examples, sft.batch_size, sft.steps, random.Random(cfg.seed))
 

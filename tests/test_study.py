@@ -1,0 +1,151 @@
+"""The regime study: its file's checks, its cells' configs, its DAG, and its analysis of
+constructed runs (a clear win, a tie, a collapse) down to a manifest that verifies."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import yaml
+
+from gspo_repro.config import load_config
+from gspo_repro.study import load_study, reuses_workflow, run_dir, study_from_dict
+from tests.test_workflow import ROOT, snakemake
+
+BASE = load_config(ROOT / "config/config.yaml")
+
+
+def _study(**cells):
+    return {"seeds": [0, 1, 2], "cells": [{"name": k, **v} for k, v in cells.items()]}
+
+
+def test_the_committed_study_has_three_seeds_and_grpo_in_every_cell():
+    study = load_study(ROOT / "config/study.yaml", BASE)
+    assert len(study.seeds) >= 3
+    assert all("grpo" in c.arms for c in study.cells)
+    axes = {c.name for c in study.cells}
+    assert {"base", "on_policy", "stale", "engine", "fine", "long"} <= axes
+
+
+@pytest.mark.parametrize("data,named", [
+    ({"seeds": [0], "cells": [{"name": "a", "arms": ["gspo"]}]}, "cells.a.arms"),
+    ({"seeds": [0], "cells": [{"name": "a", "arms": ["grpo"], "profile": "nope"}]},
+     "cells.a.profile"),
+    ({"seeds": [0], "cells": [{"name": "a", "arms": ["grpo"], "set": {"model.num_experts": 4}}]},
+     "cells.a.set"),
+    ({"seeds": [0], "cells": [{"name": "a", "arms": ["grpo"], "set": {"rl.minibatchez": 4}}]},
+     "minibatchez"),
+    ({"seeds": [0], "cells": [{"name": "a", "arms": ["grpo"], "algo_set": {"olds": 1}}]},
+     "olds"),
+    ({"seeds": [0], "cells": [{"name": "a", "arms": ["grpo_rr"], "algo_set": {}}]}, "grpo"),
+    ({"seeds": [0, 0], "cells": [{"name": "a", "arms": ["grpo"]}]}, "seeds"),
+    ({"seeds": [0], "cellz": []}, "cellz"),
+])
+def test_a_broken_study_file_is_refused_naming_the_field(data, named):
+    with pytest.raises(ValueError) as e:
+        study_from_dict(data, BASE, "study.yaml")
+    msg = str(e.value)
+    assert msg.startswith("study.yaml: ") and named in msg and "\n" not in msg
+
+
+def test_cell_configs_apply_their_overrides_and_only_them():
+    from gspo_repro.study import cell_config
+
+    study = study_from_dict(_study(
+        plain={"arms": ["grpo", "gspo"]},
+        stale={"arms": ["grpo", "gspo"], "set": {"rl.minibatches": 16}},
+        engine={"arms": ["grpo", "gspo"], "algo_set": {"old_logprobs": "engine"}}), BASE)
+    plain, stale, engine = (cell_config(BASE, study, c) for c in study.cells)
+    assert stale.rl.minibatches == 16 and plain.rl.minibatches == BASE.rl.minibatches
+    assert engine.rl.algorithms["grpo"].old_logprobs == "engine"
+    assert engine.rl.algorithms["gspo"].eps_low == BASE.rl.algorithms["gspo"].eps_low
+    assert engine.rl.algorithms["grpo_rr"].old_logprobs == "trainer"  # not an arm of the cell
+    assert plain.rl == BASE.rl and plain.model == BASE.model
+    # only the workflow's own config reuses the workflow's runs
+    assert reuses_workflow(BASE, study, study.cells[0], "gspo")
+    assert not reuses_workflow(BASE, study, study.cells[1], "gspo")
+    assert run_dir(BASE, study, study.cells[0], "gspo", 1) == f"{BASE.run_dir}/rl/gspo/seed1"
+    # R2 replays the trainer's old pass, which engine log-probs skip: refused by the arm check
+    with pytest.raises(ValueError, match="cells.bad"):
+        study_from_dict(_study(bad={"arms": ["grpo", "grpo_rr"],
+                                    "algo_set": {"old_logprobs": "engine"}}), BASE)
+
+
+def test_the_study_dag_plans_every_cell_arm_and_seed(tmp_path):
+    study = load_study(ROOT / "config/study.yaml", BASE)
+    r = snakemake("-n", "study", "--config", f"run_dir={tmp_path}/run")
+    assert r.returncode == 0, r.stderr + r.stdout
+    planned = set(re.findall(r"wildcards: cell=(\w+), arm=(\w+), seed=(\d+)", r.stdout))
+    reused = set(re.findall(r"wildcards: arm=(\w+), seed=(\d+)", r.stdout))
+    want = {(c.name, a, str(s)) for c in study.cells for a in c.arms for s in study.seeds}
+    own = {(c, a, s) for c, a, s in want if c == "base" and a in BASE.arms}
+    assert planned == want - own
+    assert {(a, s) for _, a, s in own} <= reused  # trained once, by the workflow's rl rule
+    for cell in study.cells:
+        assert len({s for c, _, s in want if c == cell.name}) >= 3
+    profiles = set(re.findall(r"profiles/(\w+)/run.json", r.stdout))
+    assert profiles == {c.profile for c in study.cells} - {"default"}
+    assert "rule study_analyze:" in r.stdout and not (tmp_path / "run").exists()
+
+
+def _write_run(path, rewards, flops=1e9):
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / "metrics.jsonl", "w") as f:
+        for step, r in enumerate(rewards):
+            f.write(json.dumps({"step": step, "reward_mean": float(r), "flops": flops,
+                                "volatility": 0.1, "engine_gap_mean": 1e-6,
+                                "clip_frac": 0.01, "response_len_mean": 60.0,
+                                "skipped_updates": 0}) + "\n")
+
+
+def test_analysis_of_constructed_runs_gives_win_tie_and_collapse(tmp_path):
+    from gspo_repro.analysis.study import analyze_study
+    from gspo_repro.manifest import verify
+
+    base = load_config(overrides={"run_dir": str(tmp_path / "run")})
+    study = study_from_dict(_study(
+        win={"arms": ["grpo", "gspo"], "set": {"rl.minibatches": 2}},
+        tie={"arms": ["grpo", "gspo"], "set": {"rl.minibatches": 8}},
+        crash={"arms": ["grpo", "gspo"]}), base)
+    rng = np.random.default_rng(0)
+    steps = 24
+    for seed in study.seeds:
+        hard = rng.uniform(0.3, 0.5, steps)  # the batch's queries, shared by both arms
+        for cell in study.cells:
+            grpo = hard.copy()
+            if cell.name == "tie":
+                gspo = hard + rng.normal(0, 0.001, steps) * (-1) ** seed
+            else:
+                gspo = hard + 0.1
+            if cell.name == "crash" and seed == 0:  # grpo drops to 0 and stays there
+                grpo[8:] = 0.0
+            for arm, rew in (("grpo", grpo), ("gspo", gspo)):
+                _write_run(tmp_path / run_dir(base, study, cell, arm, seed), rew)
+    out = tmp_path / "res"
+    table = analyze_study(base, study, out).set_index("cell")
+    assert table.loc["win", "verdict"] == "arm better" and table.loc["win", "lo"] > 0
+    assert table.loc["crash", "collapsed_grpo"] == 1 and table.loc["crash", "collapsed"] == 0
+    assert table.loc["win", "collapsed_grpo"] == 0
+    assert table.loc["tie", "verdict"] == "inconclusive"
+    assert table.loc["tie", "lo"] < 0 < table.loc["tie", "hi"]
+    assert table.loc["win", "volatility"] == pytest.approx(0.1)
+    assert table.loc["win", "minibatches"] == 2 and table.loc["tie", "minibatches"] == 8
+    md = (out / "study.md").read_text()
+    assert "| win |" in md and "collapses at batch t" in md
+    assert (out / "regime_map.png").stat().st_size > 0
+    assert verify(out) == []
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [c["name"] for c in manifest["config"]["study"]["cells"]] == ["win", "tie", "crash"]
+    (out / "study.csv").write_text("edited")
+    assert verify(out) == ["changed: study.csv (sha256 differs from the manifest)"]
+
+
+def test_difficulty_sets_the_chain_length_of_every_family():
+    from gspo_repro.tasks import make_split
+
+    tasks = make_split("math", "train", 20, seed=0, steps=(16, 24))
+    assert all(16 <= t.difficulty <= 24 for t in tasks)
+    with pytest.raises(ValueError, match="rl.difficulty"):
+        load_config(overrides={"rl.difficulty": [5, 2]})
+    assert yaml.safe_load((ROOT / "config/study.yaml").read_text())["profiles"]["long"][
+        "sft.difficulty"] == [16, 24]
