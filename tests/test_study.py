@@ -96,6 +96,7 @@ def _write_run(path, rewards, flops=1e9):
                                 "volatility": 0.1, "engine_gap_mean": 1e-6,
                                 "clip_frac": 0.01, "response_len_mean": 60.0,
                                 "skipped_updates": 0}) + "\n")
+    (path / "run.json").write_text("{}")
 
 
 def test_analysis_of_constructed_runs_gives_win_tie_and_collapse(tmp_path):
@@ -122,6 +123,12 @@ def test_analysis_of_constructed_runs_gives_win_tie_and_collapse(tmp_path):
             for arm, rew in (("grpo", grpo), ("gspo", gspo)):
                 _write_run(tmp_path / run_dir(base, study, cell, arm, seed), rew)
     out = tmp_path / "res"
+    unfinished = tmp_path / run_dir(base, study, study.cells[2], "gspo", 2) / "run.json"
+    unfinished.unlink()
+    with pytest.raises(ValueError, match="has not finished"):
+        analyze_study(base, study, out)
+    assert not out.exists()  # nothing written from a partial study
+    unfinished.write_text("{}")
     table = analyze_study(base, study, out).set_index("cell")
     assert table.loc["win", "verdict"] == "arm better" and table.loc["win", "lo"] > 0
     assert table.loc["crash", "collapsed_grpo"] == 1 and table.loc["crash", "collapsed"] == 0

@@ -38,15 +38,17 @@ MEASURED = {"volatility": "expert volatility per rollout batch",
 
 
 def training(base: Config, study: Study) -> pd.DataFrame:
-    """One row per (cell, arm, seed, rollout batch) with cumulative FLOPs, from each run's
-    metrics.jsonl; a ValueError naming the first missing file."""
+    """One row per (cell, arm, seed, rollout batch) with cumulative FLOPs, from each finished
+    run's metrics.jsonl; a ValueError naming the first run missing or unfinished."""
     rows = []
     for cell in study.cells:
         for arm in cell.arms:
             for seed in study.seeds:
-                path = Path(run_dir(base, study, cell, arm, seed)) / "metrics.jsonl"
-                if not path.exists():
-                    raise ValueError(f"missing training metrics {path}")
+                run = Path(run_dir(base, study, cell, arm, seed))
+                path = run / "metrics.jsonl"
+                if not (run / "run.json").exists():
+                    raise ValueError(f"run {run} has not finished (no run.json): train it "
+                                     "with snakemake study")
                 flops = 0.0
                 for rec in _read_jsonl(path):
                     flops += rec.get("flops", 0.0)
