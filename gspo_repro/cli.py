@@ -198,7 +198,7 @@ def _study(args: argparse.Namespace) -> int:
         if args.list:
             from gspo_repro.study import runs
 
-            for cell, arm, seed in runs(cfg, study):
+            for cell, arm, seed in runs(study):
                 print(cell.name, cell.profile, arm, seed)
             return 0
         from gspo_repro.analysis.study import analyze_study

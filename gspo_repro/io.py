@@ -45,6 +45,13 @@ def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def atomic_write_yaml(path: str | Path, obj) -> None:
+    """``atomic_write_text`` of ``obj`` as YAML, keys in their order (a stage's config)."""
+    import yaml
+
+    atomic_write_text(path, yaml.safe_dump(obj, sort_keys=False))
+
+
 def atomic_dir(path: str | Path, fill: Callable[[Path], None]) -> None:
     """Build a directory with ``fill(tmp_dir)`` next to ``path``, then swap it in."""
     path = Path(path)

@@ -212,15 +212,6 @@ def run_dir(base: Config, study: Study, cell: Cell, arm: str, seed: int) -> str:
     return f"{study_root(base)}/cells/{cell.name}/rl/{arm}/seed{seed}"
 
 
-def write_sections(path: str | Path, cfg: Config, sections) -> None:
-    """``cfg``'s ``sections`` as the YAML a stage's CLI reads, written atomically."""
-    from gspo_repro.io import atomic_write_text
-
-    full = cfg.to_dict()
-    atomic_write_text(Path(path), yaml.safe_dump({k: full[k] for k in sections},
-                                                 sort_keys=False))
-
-
-def runs(base: Config, study: Study) -> list[tuple[Cell, str, int]]:
+def runs(study: Study) -> list[tuple[Cell, str, int]]:
     """Every (cell, arm, seed) of the study, in file order."""
     return [(c, a, s) for c in study.cells for a in c.arms for s in study.seeds]

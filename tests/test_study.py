@@ -156,3 +156,23 @@ def test_difficulty_sets_the_chain_length_of_every_family():
         load_config(overrides={"rl.difficulty": [5, 2]})
     assert yaml.safe_load((ROOT / "config/study.yaml").read_text())["profiles"]["long"][
         "sft.difficulty"] == [16, 24]
+
+
+def test_a_changed_cell_rewrites_its_config_so_its_runs_retrain(tmp_path):
+    """A cell's rl.yaml is rewritten when the study file changes the cell (Snakemake's params
+    trigger, as for the workflow's stage configs): its runs then see another config and are
+    trained afresh, never silently kept from the old one."""
+    study = tmp_path / "study.yaml"
+    cell = {"name": "c", "arms": ["grpo", "gspo"], "set": {"rl.minibatches": 2}}
+    study.write_text(yaml.safe_dump({"seeds": [0, 1, 2], "cells": [cell]}))
+    target = f"{tmp_path}/run/study/cells/c/rl.yaml"
+    conf = ("--config", f"run_dir={tmp_path}/run", f"study={study}")
+    r = snakemake(target, *conf)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert yaml.safe_load(open(target))["rl"]["minibatches"] == 2
+    r = snakemake("-n", target, *conf)
+    assert "Nothing to be done" in r.stdout + r.stderr
+    study.write_text(yaml.safe_dump({"seeds": [0, 1, 2], "cells": [
+        {**cell, "set": {"rl.minibatches": 8}}]}))
+    r = snakemake("-n", target, *conf)
+    assert "rule study_cell_config:" in r.stdout, r.stdout + r.stderr

@@ -36,11 +36,15 @@ wildcard_constraints:
     stage=r"sft|rl|eval|analyze",
 
 
-def stage_config(stage):
-    """The resolved config a stage runs with: its own sections, defaults filled in."""
-    full = CFG.to_dict()
-    keys = STAGE_KEYS[stage]
+def sections(cfg, keys):
+    """``cfg`` as a plain dict, only ``keys`` (None: all), defaults filled in."""
+    full = cfg.to_dict()
     return full if keys is None else {k: full[k] for k in keys}
+
+
+def stage_config(stage):
+    """The resolved config a stage runs with: its own sections."""
+    return sections(CFG, STAGE_KEYS[stage])
 
 
 def res(rule_name, key):

@@ -1,5 +1,6 @@
-# Each stage's resolved config, written once; a stage reruns only when its sections change.
-import yaml
+# Each stage's resolved config, written once; a stage reruns only when its sections change
+# (a changed params value reruns the rule that writes them, and the stage after it).
+from gspo_repro.io import atomic_write_yaml
 
 
 rule stage_config:
@@ -11,5 +12,4 @@ rule stage_config:
         f"{RUN}/logs/config_{{stage}}.log",
     localrule: True
     run:
-        with open(output[0], "w") as f:
-            yaml.safe_dump(params.cfg, f, sort_keys=False)
+        atomic_write_yaml(output[0], params.cfg)

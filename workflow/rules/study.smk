@@ -8,9 +8,9 @@ from gspo_repro.study import (
     load_study,
     profile_config,
     run_dir as study_run_dir,
+    runs as study_runs,
     sft_dir,
     study_root,
-    write_sections,
 )
 
 try:
@@ -27,14 +27,18 @@ wildcard_constraints:
     profile=r"[A-Za-z0-9_]+",
 
 
+# The profile's and cell's configs as params, as rule stage_config: a study file that changes
+# a cell rewrites its config, and its runs then train afresh (--restart-if-changed).
 rule study_profile_config:
     output:
         f"{SROOT}/profiles/{{profile}}.yaml",
+    params:
+        cfg=lambda wc: sections(profile_config(CFG, STUDY, wc.profile), STAGE_KEYS["sft"]),
     log:
         f"{RUN}/logs/study_profile_{{profile}}.log",
     localrule: True
     run:
-        write_sections(output[0], profile_config(CFG, STUDY, wildcards.profile), STAGE_KEYS["sft"])
+        atomic_write_yaml(output[0], params.cfg)
 
 
 rule study_sft:
@@ -63,11 +67,13 @@ rule study_sft:
 rule study_cell_config:
     output:
         f"{SROOT}/cells/{{cell}}/rl.yaml",
+    params:
+        cfg=lambda wc: sections(cell_config(CFG, STUDY, SCELLS[wc.cell]), STAGE_KEYS["rl"]),
     log:
         f"{RUN}/logs/study_cell_{{cell}}.log",
     localrule: True
     run:
-        write_sections(output[0], cell_config(CFG, STUDY, SCELLS[wildcards.cell]), STAGE_KEYS["rl"])
+        atomic_write_yaml(output[0], params.cfg)
 
 
 rule study_rl:
@@ -97,12 +103,7 @@ rule study_rl:
 
 
 STUDY_RUNS = (
-    [
-        f"{study_run_dir(CFG, STUDY, c, a, s)}/run.json"
-        for c in STUDY.cells
-        for a in c.arms
-        for s in STUDY.seeds
-    ]
+    [f"{study_run_dir(CFG, STUDY, c, a, s)}/run.json" for c, a, s in study_runs(STUDY)]
     if STUDY
     else []
 )
