@@ -235,7 +235,7 @@ def clip_ratio(train: pd.DataFrame, a: str = "gspo", b: str = "grpo", n_boot: in
     return {"value": value, "lo": float(lo), "hi": float(hi), "se": se, "seeds": len(seeds)}
 
 
-def _t_row(per_seed: list[float]) -> dict:
+def t_row(per_seed: list[float]) -> dict:
     """Mean over seeds of ``per_seed``, its 95% t-interval and standard error (sd / sqrt(n))."""
     mean, half = mean_ci(per_seed)
     return {"value": mean, "lo": mean - half, "hi": mean + half,
@@ -262,14 +262,14 @@ def _measure(c: Claim, train: pd.DataFrame, scores: pd.DataFrame, seeds: list[in
                  "method": f"paired bootstrap over seeds, {paired.N_BOOT} resamples, "
                            "percentile 95%"}]
     if c.statistic == "reward_auc":
-        return [{**_t_row(list(paired.reward_auc(train, c.a, c.b).values())),
+        return [{**t_row(list(paired.reward_auc(train, c.a, c.b).values())),
                  "statistic": label(a=c.a, b=c.b),
                  "method": "95% t over seeds of paired differences"}]
     if c.statistic == "volatility":
         # the paper's number motivates replay for GRPO; another arm stands in without one
         arm = c.a if c.a in set(train["arm"]) else train["arm"].iloc[0]
         per_seed = train[train["arm"] == arm].groupby("seed")["volatility"].mean().dropna()
-        return [{**_t_row(per_seed.tolist()), "method": "95% t over seeds",
+        return [{**t_row(per_seed.tolist()), "method": "95% t over seeds",
                  "statistic": label(a=arm)}]
     if c.statistic == "collapses":
         (ga, n), (gb, _) = collapses(train, c.a), collapses(train, c.b)
@@ -348,7 +348,7 @@ def paired_table(train: pd.DataFrame, scores: pd.DataFrame, arms: list[str],
                      **paired.per_batch_summary(train, a, b), "same_queries": same,
                      "method": "95% t over seeds of each seed's mean paired difference"})
         rows.append({"comparison": f"{a} - {b}", "measure": "training-reward area, matched FLOPs",
-                     **_t_row(list(paired.reward_auc(train, a, b).values())),
+                     **t_row(list(paired.reward_auc(train, a, b).values())),
                      "method": "95% t over seeds of paired differences"})
     for a, b in [*pairs, *((arm, "sft") for arm in arms)]:
         for bench in sorted(scores["benchmark"].unique()):

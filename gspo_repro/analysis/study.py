@@ -13,6 +13,7 @@ each with its interval over seeds.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -20,11 +21,10 @@ import numpy as np
 import pandas as pd
 
 from gspo_repro.analysis import claims, paired
-from gspo_repro.analysis.stats import mean_ci
-from gspo_repro.analysis.tables import _read_jsonl
+from gspo_repro.analysis.tables import run_metrics
 from gspo_repro.config import Config
 from gspo_repro.io import atomic_write_text
-from gspo_repro.study import BASELINE, Study, cell_config, run_dir
+from gspo_repro.study import BASELINE, Study, cell_config, run_dir, runs
 
 FIGURE = "regime_map.png"
 BETTER, WORSE = "arm better", "arm worse"
@@ -38,29 +38,16 @@ MEASURED = {"volatility": "expert volatility per rollout batch",
 
 
 def training(base: Config, study: Study) -> pd.DataFrame:
-    """One row per (cell, arm, seed, rollout batch) with cumulative FLOPs, from each finished
-    run's metrics.jsonl; a ValueError naming the first run missing or unfinished."""
+    """One row per (cell, arm, seed, rollout batch) with cumulative compute, from each
+    finished run's metrics.jsonl; a ValueError naming the first run missing or unfinished."""
     rows = []
-    for cell in study.cells:
-        for arm in cell.arms:
-            for seed in study.seeds:
-                run = Path(run_dir(base, study, cell, arm, seed))
-                path = run / "metrics.jsonl"
-                if not (run / "run.json").exists():
-                    raise ValueError(f"run {run} has not finished (no run.json): train it "
-                                     "with snakemake study")
-                flops = 0.0
-                for rec in _read_jsonl(path):
-                    flops += rec.get("flops", 0.0)
-                    rows.append({**rec, "cell": cell.name, "arm": arm, "seed": seed,
-                                 "cum_flops": flops})
+    for cell, arm, seed in runs(study):
+        run = Path(run_dir(base, study, cell, arm, seed))
+        if not (run / "run.json").exists():
+            raise ValueError(f"run {run} has not finished (no run.json): train it with "
+                             "snakemake study")
+        rows += run_metrics(run / "metrics.jsonl", cell=cell.name, arm=arm, seed=seed)
     return pd.DataFrame(rows)
-
-
-def _interval(values) -> dict:
-    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
-    mean, half = mean_ci(vals)
-    return {"value": mean, "lo": mean - half, "hi": mean + half, "seeds": len(vals)}
 
 
 def cell_rows(base: Config, study: Study, train: pd.DataFrame) -> pd.DataFrame:
@@ -73,14 +60,14 @@ def cell_rows(base: Config, study: Study, train: pd.DataFrame) -> pd.DataFrame:
         for metric in MEASURED:
             per_seed = (t[t["arm"] == BASELINE].groupby("seed")[metric].mean()
                         if metric in t else pd.Series(dtype=float))
-            iv = _interval(per_seed.tolist())
+            iv = claims.t_row(per_seed.tolist())
             regime.update({metric: iv["value"], f"{metric}_lo": iv["lo"],
                            f"{metric}_hi": iv["hi"]})
         base_coll, n = claims.collapses(t, BASELINE)
         for arm in cell.arms:
             if arm == BASELINE:
                 continue
-            diff = _interval(paired.reward_auc(t, arm, BASELINE).values())
+            diff = claims.t_row(list(paired.reward_auc(t, arm, BASELINE).values()))
             coll, _ = claims.collapses(t, arm)
             verdict = (claims.INCONCLUSIVE if diff["seeds"] < claims.MIN_SEEDS
                        or math.isnan(diff["lo"]) else
@@ -200,6 +187,5 @@ def analyze_study(base: Config, study: Study, out: str | Path) -> pd.DataFrame:
     write_manifest(out, {"workflow": base.to_dict(), "study": {
         "source": study.source, "seeds": list(study.seeds),
         "profiles": study.profiles,
-        "cells": [{"name": c.name, "profile": c.profile, "arms": list(c.arms), "set": c.set,
-                   "algo_set": c.algo_set} for c in study.cells]}, "seeds": list(study.seeds)})
+        "cells": [dataclasses.asdict(c) for c in study.cells]}, "seeds": list(study.seeds)})
     return table

@@ -29,22 +29,25 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
+def run_metrics(path: str | Path, **labels) -> list[dict]:
+    """The records of one run's metrics.jsonl, each with ``labels`` and cumulative compute
+    (``cum_flops``, ``cum_rollout_tokens``); a ValueError naming the file if it is missing."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"missing training metrics {path}")
+    rows, flops, tokens = [], 0.0, 0.0
+    for rec in _read_jsonl(path):
+        flops += rec.get("flops", 0.0)
+        tokens += rec.get("tokens_generated", 0.0)
+        rows.append({**rec, **labels, "cum_flops": flops, "cum_rollout_tokens": tokens})
+    return rows
+
+
 def training_frame(run_dir: str | Path, arms: list[str], seeds: list[int]) -> pd.DataFrame:
     """One row per (arm, seed, rollout batch) with the metrics.jsonl fields and cumulative
     compute (FLOPs, rollout tokens)."""
-    rows = []
-    for arm in arms:
-        for seed in seeds:
-            path = Path(run_dir) / "rl" / arm / f"seed{seed}" / "metrics.jsonl"
-            if not path.exists():
-                raise ValueError(f"missing training metrics {path}")
-            flops = tokens = 0.0
-            for rec in _read_jsonl(path):
-                flops += rec.get("flops", 0.0)
-                tokens += rec.get("tokens_generated", 0.0)
-                rows.append({**rec, "arm": arm, "seed": seed, "cum_flops": flops,
-                             "cum_rollout_tokens": tokens})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([row for arm in arms for seed in seeds for row in run_metrics(
+        Path(run_dir) / "rl" / arm / f"seed{seed}" / "metrics.jsonl", arm=arm, seed=seed)])
 
 
 def _elo(rep: dict) -> dict:
