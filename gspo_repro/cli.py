@@ -120,7 +120,8 @@ def _eval_synthetic(args: argparse.Namespace) -> int:
         engine = make_engine("vllm", model, tokenizer, args.ckpt, workdir.name, rl=cfg.rl)
     report = {}
     for family in args.families:
-        tasks = make_split(family, "eval", ev.n_problems, seed=cfg.seed)
+        tasks = make_split(family, "eval", ev.n_problems, seed=cfg.seed,
+                           steps=ev.difficulty_for(family))
         report[family] = evaluate(model, tokenizer, tasks, ev.samples, ev.temperature,
                                   ev.max_new_tokens, cfg.seed, ev.batch_size, engine=engine)
         summary = {k: v for k, v in report[family].items() if k != "per_sample"}

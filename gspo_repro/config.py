@@ -66,12 +66,12 @@ def _check_shares(section: str, families: tuple[str, ...], weights: tuple[float,
                          f"{list(families)}, got {list(weights)}")
 
 
-def _check_difficulty(section: str, difficulty: tuple[int, ...]) -> None:
+def _check_difficulty(key: str, difficulty: tuple[int, ...]) -> None:
     """A ValueError unless ``difficulty`` is empty or (lo, hi) with 1 <= lo <= hi."""
     if difficulty and not (len(difficulty) == 2 and all(
             isinstance(x, int) and not isinstance(x, bool) for x in difficulty)
             and 1 <= difficulty[0] <= difficulty[1]):
-        raise ValueError(f"{section}.difficulty must be empty or [lo, hi] with 1 <= lo <= hi, "
+        raise ValueError(f"{key} must be empty or [lo, hi] with 1 <= lo <= hi, "
                          f"got {list(difficulty)}")
 
 
@@ -112,7 +112,7 @@ class SFTConfig:
         if self.lr <= 0:
             raise ValueError(f"sft.lr must be > 0, got {self.lr}")
         _check_shares("sft", self.families, self.weights)
-        _check_difficulty("sft", self.difficulty)
+        _check_difficulty("sft.difficulty", self.difficulty)
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,11 @@ class EvalConfig:
     """Held-out problems of the rated family (0: n_problems)."""
     rated_samples: int = 0
     """Samples per rated problem (0: samples)."""
+    math_difficulty: tuple[int, ...] = ()
+    """(lo, hi): steps per held-out math problem, drawn uniformly; empty: the family's own
+    range (2-6, as SFT). Past SFT's range the held-out set measures what RL adds beyond it."""
+    code_difficulty: tuple[int, ...] = ()
+    """(lo, hi): pipeline steps per held-out code problem; empty: the family's own (1-4)."""
     temperature: float = 1.0
     """Sampling temperature."""
     top_p: float = 1.0
@@ -182,6 +187,10 @@ class EvalConfig:
         ``n_problems``."""
         return getattr(self, f"{family}_problems", 0) or self.n_problems
 
+    def difficulty_for(self, family: str) -> tuple[int, int] | None:
+        """(lo, hi) steps of a synthetic family's held-out problems; None: its own range."""
+        return tuple(getattr(self, f"{family}_difficulty", ())) or None
+
     def __post_init__(self):
         for name in ("n_problems", "samples", "aime24_samples", "livecodebench_samples",
                      "codeforces_samples", "max_new_tokens", "batch_size",
@@ -193,6 +202,8 @@ class EvalConfig:
                 raise ValueError(f"eval.{name} must be >= 0, got {getattr(self, name)}")
         if self.limit < 0 or self.max_model_len < 0:
             raise ValueError("eval.limit and eval.max_model_len must be >= 0")
+        _check_difficulty("eval.math_difficulty", self.math_difficulty)
+        _check_difficulty("eval.code_difficulty", self.code_difficulty)
         if not 0 < self.top_p <= 1:
             raise ValueError(f"eval.top_p must be in (0, 1], got {self.top_p}")
         if self.backend not in ("vllm", "hf"):
@@ -435,7 +446,7 @@ class RLConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"rl.{name} must be >= 1, got {getattr(self, name)}")
         _check_shares("rl", self.families, self.weights)
-        _check_difficulty("rl", self.difficulty)
+        _check_difficulty("rl.difficulty", self.difficulty)
         if self.group_size < 2:
             raise ValueError(f"rl.group_size must be >= 2 (group advantages), got "
                              f"{self.group_size}")

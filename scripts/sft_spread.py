@@ -1,13 +1,16 @@
 """How far the SFT start moves with its seed: SFT with each seed, then held-out pass@1.
 
     .venv/bin/python scripts/sft_spread.py [--seeds 0 1 2] [--config config/config.yaml]
-        [--problems 400] [--samples 4] [--set KEY=VALUE ...] [--out results/bench/sft_spread.json]
+        [--problems 400] [--samples 4] [--set KEY=VALUE ...] [--eval-set KEY=VALUE ...]
+        [--out results/bench/sft_spread.json]
 
 Each seed trains the config's SFT (``seed`` = model init and data order), then its
 checkpoint is sampled on the held-out math and code splits (the same problems and sampling
-seeds for every checkpoint) with the vLLM engine. Writes per seed pass@1 with its standard
-error over problems, and the spread (max - min, sd) across seeds, with the machine it ran
-on. Run directories go under runs/sft_spread/ (kept: a rerun reuses finished ones).
+seeds for every checkpoint) with the vLLM engine; ``--eval-set`` changes only the
+evaluation (e.g. ``eval.code_difficulty=[4,7]``: held-out code past SFT's range; its report
+is named after the overrides, beside the default one). Writes per seed pass@1 with its
+standard error over problems, and the spread (max - min, sd) across seeds, with the machine
+it ran on. Run directories go under runs/sft_spread/ (kept: a rerun reuses finished ones).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -35,6 +39,8 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=400)
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--set", action="append", default=[], help="SFT config overrides")
+    ap.add_argument("--eval-set", action="append", default=[],
+                    help="evaluation config overrides (eval.*), e.g. eval.code_difficulty=[4,7]")
     ap.add_argument("--runs", default="runs/sft_spread")
     ap.add_argument("--out", default="results/bench/sft_spread.json")
     ap.add_argument("--trained", action="store_true",
@@ -54,11 +60,12 @@ def main() -> None:
                  str(run), "--no-progress")
         done = json.loads((run / "run.json").read_text())
         sft_s = done["ledger"]["wall_s"]  # its training
-        rep = run / "eval_heldout.json"
+        tag = re.sub(r"[^A-Za-z0-9]+", "_", "_".join(args.eval_set)).strip("_")
+        rep = run / (f"eval_heldout_{tag}.json" if tag else "eval_heldout.json")
         _cli("eval-synthetic", "--config", args.config, "--ckpt", str(run / "checkpoint"),
              "--families", "math", "code", "--engine", "vllm",
              "--set", f"eval.n_problems={args.problems}", "--set", f"eval.samples={args.samples}",
-             "--out", str(rep))
+             *(x for kv in args.eval_set for x in ("--set", kv)), "--out", str(rep))
         fams = json.loads(rep.read_text())["families"]
         row = {"seed": seed, "sft_wall_s": round(sft_s, 1), "sft_steps": done["ledger"]["steps"],
                "identity": {k: done["identity"][k] for k in ("code", "config_sha")}}
@@ -78,7 +85,8 @@ def main() -> None:
                        "sd_over_seeds": statistics.stdev(vals) if len(vals) > 1 else None}
     atomic_write_json(ROOT / args.out, {
         "what": "held-out pass@1 of the SFT start, per SFT seed", "config": args.config,
-        "overrides": args.set, "problems": args.problems, "samples": args.samples,
+        "overrides": args.set, "eval_overrides": args.eval_set, "problems": args.problems,
+        "samples": args.samples,
         "seeds": rows, "spread": spread, "machine": machine()})
     print(json.dumps(spread, indent=1))
 

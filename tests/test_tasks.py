@@ -65,3 +65,22 @@ def test_bad_family_or_split():
         make_split("poetry", "train", 1)
     with pytest.raises(ValueError, match="unknown split 'dev'"):
         make_split("math", "dev", 1)
+
+
+def test_held_out_difficulty_reaches_past_sfts_range_only_where_set():
+    """eval.code_difficulty draws the held-out code problems from its own step range (beyond
+    SFT's 1-4, where RL has headroom); unset, the family's own range; bad, refused by name."""
+    from gspo_repro.config import load_config
+    from gspo_repro.eval.lm_eval_tasks import benchmark_tasks
+
+    hard, prov = benchmark_tasks("code", load_config(overrides={
+        "eval.code_difficulty": [4, 7], "eval.code_problems": 40}))
+    assert {t.meta["steps"] for t in hard} == {4, 5, 6, 7}
+    assert prov["source"].endswith("steps 4-7")
+    own, prov = benchmark_tasks("code", load_config(overrides={"eval.code_problems": 40}))
+    assert {t.meta["steps"] for t in own} == {1, 2, 3, 4} and "steps" not in prov["source"]
+    math_tasks, _ = benchmark_tasks("math", load_config(overrides={
+        "eval.math_difficulty": [7, 7], "eval.n_problems": 10}))
+    assert {t.difficulty for t in math_tasks} == {7}
+    with pytest.raises(ValueError, match=r"eval.code_difficulty must be .*\[5, 2\]"):
+        load_config(overrides={"eval.code_difficulty": [5, 2]})

@@ -78,8 +78,10 @@ def benchmark_tasks(name: str, cfg) -> tuple[list[Task], dict]:
                                      tuple(ev.lcb_window) or None, ratings)
         tasks = tasks[:ev.limit] if ev.limit else tasks
         return tasks, {**prov.to_json(), "n_problems": len(tasks)}
-    tasks = make_split(name, "eval", ev.problems_for(name), seed=cfg.seed)
-    return tasks, {"benchmark": name, "source": f"synthetic:eval split, seed {cfg.seed}",
+    steps = ev.difficulty_for(name)
+    tasks = make_split(name, "eval", ev.problems_for(name), seed=cfg.seed, steps=steps)
+    span = f", steps {steps[0]}-{steps[1]}" if steps else ""
+    return tasks, {"benchmark": name, "source": f"synthetic:eval split, seed {cfg.seed}{span}",
                    "tests": "full", "n_problems": len(tasks), "note": ""}
 
 
