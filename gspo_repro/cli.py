@@ -196,6 +196,13 @@ def _study(args: argparse.Namespace) -> int:
     cfg = _config(args)
     try:
         study = load_study(args.study or cfg.study, cfg)
+        if args.cells:
+            from gspo_repro.study import select
+
+            if not (args.out or args.list):
+                raise ValueError("--cells analyses part of the study: name its --out (the "
+                                 f"study's {study.results_dir} holds the whole study)")
+            study = select(study, args.cells)
         if args.list:
             from gspo_repro.study import runs
 
@@ -341,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results directory (default: the study's results_dir)")
     p.add_argument("--list", action="store_true",
                    help="check the study file and print its (cell, profile, arm, seed) runs")
+    p.add_argument("--cells", nargs="+", metavar="CELL",
+                   help="only these cells (a part of the study; needs --out unless --list)")
     p.set_defaults(func=_study)
 
     p = sub.add_parser("tasks", help="write lm-eval task directories (lm_eval --include_path)")

@@ -64,6 +64,8 @@ class Study:
     """Profile name -> dotted overrides of ``model`` and ``sft``."""
     results_dir: str = "results/study"
     source: str = ""
+    only: tuple[str, ...] = ()
+    """Set by :func:`select`: the cells kept from the file's (empty: all of them)."""
 
 
 def _check_keys(where: str, overrides, sections: tuple[str, ...]) -> dict:
@@ -142,6 +144,18 @@ def _study(data, source: str) -> Study:
                           algo_set=dict(algo_set), question=str(raw.get("question", ""))))
     return Study(seeds=tuple(seeds), cells=tuple(cells), profiles=profiles,
                  results_dir=str(data.get("results_dir", "results/study")), source=source)
+
+
+def select(study: Study, names) -> Study:
+    """``study`` with only the cells ``names`` (a part of the study, run or analysed alone);
+    a ValueError naming the first unknown cell."""
+    cells = {c.name: c for c in study.cells}
+    for name in names:
+        if name not in cells:
+            raise ValueError(f"{study.source}: no cell named {name!r}; cells: "
+                             f"{', '.join(cells)}")
+    return dataclasses.replace(study, cells=tuple(cells[n] for n in dict.fromkeys(names)),
+                               only=tuple(dict.fromkeys(names)))
 
 
 def load_study(path: str | Path, base: Config) -> Study:

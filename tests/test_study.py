@@ -176,3 +176,42 @@ def test_a_changed_cell_rewrites_its_config_so_its_runs_retrain(tmp_path):
         {**cell, "set": {"rl.minibatches": 8}}]}))
     r = snakemake("-n", target, *conf)
     assert "rule study_cell_config:" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_part_of_the_study_is_analysed_alone_and_says_so(tmp_path):
+    """--cells: the cells that have run are analysed without the rest (which have no runs);
+    the table says it is a part, the manifest lists which, and an unknown cell is refused."""
+    from gspo_repro.analysis.study import analyze_study
+    from gspo_repro.study import select
+
+    base = load_config(overrides={"run_dir": str(tmp_path / "run")})
+    study = study_from_dict(_study(ran={"arms": ["grpo", "gspo"]},
+                                   never={"arms": ["grpo", "gspo"],
+                                          "set": {"rl.minibatches": 8}}), base)
+    with pytest.raises(ValueError, match="no cell named 'nope'"):
+        select(study, ["nope"])
+    part = select(study, ["ran"])
+    for seed in part.seeds:
+        for arm, shift in (("grpo", 0.0), ("gspo", 0.1)):
+            _write_run(tmp_path / run_dir(base, part, part.cells[0], arm, seed),
+                       np.linspace(0.3, 0.5, 12) + shift + 0.01 * seed)
+    with pytest.raises(ValueError, match="has not finished"):
+        analyze_study(base, study, tmp_path / "whole")  # the cell "never" has no runs
+    table = analyze_study(base, part, tmp_path / "part")
+    assert list(table["cell"]) == ["ran"] and table["verdict"].iloc[0] == "arm better"
+    assert "Part of the study: only the cells ran" in (tmp_path / "part/study.md").read_text()
+    manifest = json.loads((tmp_path / "part/manifest.json").read_text())
+    assert manifest["config"]["study"]["only"] == ["ran"]
+
+
+def test_the_cli_wants_an_out_for_a_part_of_the_study():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "gspo_repro.cli", "study", "--cells", "fine"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode != 0 and "--cells analyses part of the study" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "gspo_repro.cli", "study", "--list", "--cells",
+                        "fine_on_policy"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert {line.split()[0] for line in r.stdout.splitlines()} == {"fine_on_policy"}

@@ -103,6 +103,8 @@ def to_markdown(table: pd.DataFrame, study: Study) -> str:
     lines = [
         f"# Regime study ({len(study.seeds)} seeds per arm and cell: {list(study.seeds)})",
         "",
+        *([f"Part of the study: only the cells {', '.join(study.only)} of {study.source}.", ""]
+          if study.only else []),
         "Statistic: mean training reward at matched FLOPs, arm minus grpo in the same cell, "
         "paired by seed (same queries per batch); 95% t-interval over seeds. Verdict: "
         + f"{BETTER!r} if the interval lies above 0, {WORSE!r} if below, else inconclusive "
@@ -185,7 +187,7 @@ def analyze_study(base: Config, study: Study, out: str | Path) -> pd.DataFrame:
                       .to_csv(index=False))
     regime_map(table, out / FIGURE)
     write_manifest(out, {"workflow": base.to_dict(), "study": {
-        "source": study.source, "seeds": list(study.seeds),
+        "source": study.source, "seeds": list(study.seeds), "only": list(study.only),
         "profiles": study.profiles,
         "cells": [dataclasses.asdict(c) for c in study.cells]}, "seeds": list(study.seeds)})
     return table
