@@ -75,7 +75,8 @@ def main() -> None:
                 per.setdefault(s["task"], []).append(s["reward"])
             means = [statistics.fmean(v) for v in per.values()]
             row[fam] = {"pass@1": r["pass@1"],
-                        "se": statistics.stdev(means) / len(means) ** 0.5}
+                        "se": statistics.stdev(means) / len(means) ** 0.5,
+                        "by_steps": r["by_difficulty"]}
         rows.append(row)
         print(json.dumps(row), flush=True)
     spread = {}
