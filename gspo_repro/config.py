@@ -472,6 +472,18 @@ class RLConfig:
             raise ValueError(f"rl.wandb must be offline, online or empty, got {self.wandb!r}")
         _check_autocast("rl", self.autocast)
 
+    def kept_steps(self) -> list[int]:
+        """Steps whose HF checkpoints are kept (checkpoints/step{N}): every ``save_every``
+        rollout batches and the last; none when ``save_every`` is 0."""
+        if not self.save_every:
+            return []
+        return sorted({*range(self.save_every, self.steps + 1, self.save_every), self.steps})
+
+    def evaluated_steps(self) -> list[int]:
+        """Steps the workflow evaluates: the kept ones, else the final checkpoint's. The
+        analysis reads these only: a report of another step is another config's."""
+        return self.kept_steps() or [self.steps]
+
     def algorithm(self, name: str) -> AlgoConfig:
         """The AlgoConfig ``name``, checked against this loop's settings (its reward shaping
         against the response budget), or a ValueError naming what is wrong."""

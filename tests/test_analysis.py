@@ -130,6 +130,10 @@ def _three_seed_run(root, seeds=(0, 1, 2)):
         _write_report(root / "eval" / "sft", bench, [0.0] * 10)
 
 
+EVALUATED = {"rl.steps": 4, "rl.save_every": 2}
+"""The fake runs' config: 4 rollout batches, evaluated at steps 2 and 4."""
+
+
 def _bands(fig):
     return sum(isinstance(c, PolyCollection) for ax in fig.axes for c in ax.collections)
 
@@ -137,7 +141,8 @@ def _bands(fig):
 def test_three_seeds_tables_and_figures_by_hand(tmp_path):
     _three_seed_run(tmp_path / "run")
     arms = ["grpo", "gspo"]
-    cfg = load_config(None, {"run_dir": str(tmp_path / "run"), "seeds": [0, 1, 2], "arms": arms})
+    cfg = load_config(None, {**EVALUATED, "run_dir": str(tmp_path / "run"),
+                             "seeds": [0, 1, 2], "arms": arms})
     head = analyze(cfg, tmp_path / "res")
     s = pd.read_csv(tmp_path / "res" / "tables" / "summary.csv").set_index("arm")
     # gspo math 0.1, 0.2, 0.3: mean 0.2, sd 0.1, 4.3027 * 0.1 / sqrt(3) = 0.24841.
@@ -181,7 +186,8 @@ def test_three_seeds_tables_and_figures_by_hand(tmp_path):
 def test_one_seed_has_no_interval(tmp_path):
     _three_seed_run(tmp_path / "run", seeds=(0,))
     arms = ["grpo", "gspo"]
-    cfg = load_config(None, {"run_dir": str(tmp_path / "run"), "seeds": [0], "arms": arms})
+    cfg = load_config(None, {**EVALUATED, "run_dir": str(tmp_path / "run"),
+                             "seeds": [0], "arms": arms})
     analyze(cfg, tmp_path / "res")
     table = (tmp_path / "res" / "tables" / "summary.md").read_text().split("\n\n")[0]
     assert "| 0.1 (n=1, no CI) |" in table and "±" not in table
@@ -192,7 +198,8 @@ def test_one_seed_has_no_interval(tmp_path):
 
 def test_analyze_writes_every_table_and_figure(tmp_path):
     _fake_run(tmp_path / "run", ["grpo", "grpo_rr", "gspo"], [0, 1])
-    cfg = load_config(None, {"run_dir": str(tmp_path / "run"), "seeds": [0, 1]})
+    cfg = load_config(None, {**EVALUATED, "run_dir": str(tmp_path / "run"),
+                             "seeds": [0, 1]})
     head = analyze(cfg, tmp_path / "res")
     assert head["clip_ratio_gspo_over_grpo"] == pytest.approx(100.0)
     assert head["compute_warnings"] == []
@@ -208,7 +215,8 @@ def test_analyze_writes_every_table_and_figure(tmp_path):
 
 def test_a_compute_mismatch_is_a_loud_warning(tmp_path):
     _fake_run(tmp_path / "run", ["grpo", "gspo"], [0], ledger_override={"gspo": {"samples": 1}})
-    cfg = load_config(None, {"run_dir": str(tmp_path / "run"), "arms": ["grpo", "gspo"]})
+    cfg = load_config(None, {**EVALUATED, "run_dir": str(tmp_path / "run"),
+                             "arms": ["grpo", "gspo"]})
     head = analyze(cfg, tmp_path / "res")
     assert head["compute_warnings"] and "samples" in head["compute_warnings"][0]
     assert "WARNING: compute did not match" in (tmp_path / "res/tables/summary.md").read_text()
@@ -269,3 +277,25 @@ def test_paired_delta_by_hand():
     assert d["ci95"] == pytest.approx([1 / 6 - 1.96 / 3, 1 / 6 + 1.96 / 3])
     with pytest.raises(ValueError, match="same problems"):
         paired_delta(base, rep({"t1": [1]}))
+
+
+def test_reports_another_config_left_behind_never_enter_the_tables(tmp_path):
+    """A run directory reused across configs keeps old evaluations: a step the config no
+    longer evaluates (rl.steps was 8) and a benchmark it no longer runs. The analysis reads
+    only the config's steps and benchmarks, so the final score is step 4's."""
+    _three_seed_run(tmp_path / "run")
+    for seed in (0, 1, 2):
+        for arm in CLIP:
+            _write_report(tmp_path / "run/eval" / arm / f"seed{seed}" / "step8", "math",
+                          [1.0] * 10)
+            _write_report(tmp_path / "run/eval" / arm / f"seed{seed}" / "step4", "code",
+                          [1.0] * 10)
+    cfg = load_config(None, {**EVALUATED, "run_dir": str(tmp_path / "run"),
+                             "seeds": [0, 1, 2], "arms": list(CLIP),
+                             "eval.benchmarks": ["math", "rated"]})
+    analyze(cfg, tmp_path / "res")
+    s = pd.read_csv(tmp_path / "res" / "tables" / "summary.csv").set_index("arm")
+    assert s.loc["gspo", "math_final"] == pytest.approx(0.2)  # step 4's, not step 8's 1.0
+    curves = pd.read_csv(tmp_path / "res" / "tables" / "curves.csv")
+    assert set(curves["step"]) == {0, 2, 4} and set(curves["benchmark"]) == {"math", "rated"}
+    assert "code" not in (tmp_path / "res" / "tables" / "benchmarks.md").read_text()

@@ -308,7 +308,8 @@ def _claims_run(root, seeds=(0, 1, 2), steps=6):
 def _analyze(tmp_path, seeds):
     _claims_run(tmp_path / "run", seeds)
     cfg = load_config(None, {"run_dir": str(tmp_path / "run"), "seeds": list(seeds),
-                             "arms": ["grpo", "grpo_rr", "gspo"]})
+                             "arms": ["grpo", "grpo_rr", "gspo"], "rl.steps": 6,
+                             "rl.save_every": 3})
     head = analyze(cfg, tmp_path / "res")
     table = pd.read_csv(tmp_path / "res" / "tables" / "claims.csv")
     return head, table
@@ -393,7 +394,8 @@ def test_one_seed_is_inconclusive_whatever_the_rule(tmp_path):
 
 def test_a_run_without_the_papers_arms_still_writes_every_claim(tmp_path):
     _fake_run(tmp_path / "run", ["dapo"], [0, 1])
-    cfg = load_config(None, {"run_dir": str(tmp_path / "run"), "seeds": [0, 1], "arms": ["dapo"]})
+    cfg = load_config(None, {"run_dir": str(tmp_path / "run"), "seeds": [0, 1], "arms": ["dapo"],
+                             "rl.steps": 4, "rl.save_every": 2})
     head = analyze(cfg, tmp_path / "res")
     verdicts = {r["verdict"] for r in head["claims"]}
     assert verdicts == {"not run", "not comparable"}  # volatility falls back to dapo's

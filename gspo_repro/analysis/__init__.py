@@ -38,8 +38,9 @@ def analyze(cfg: Config, out: str | Path) -> dict:
 
     out = Path(out)
     arms, seeds = list(cfg.arms), list(cfg.seeds)
+    asked = {"steps": cfg.rl.evaluated_steps(), "benchmarks": list(cfg.eval.benchmarks)}
     train = tables.training_frame(cfg.run_dir, arms, seeds)
-    evals = tables.eval_frame(cfg.run_dir, arms, seeds)
+    evals = tables.eval_frame(cfg.run_dir, arms, seeds, **asked)
     led = tables.ledgers(cfg.run_dir, arms, seeds)
     warnings = tables.compute_check(led)
     summary = tables.summary_table(train, evals, led)
@@ -49,7 +50,8 @@ def analyze(cfg: Config, out: str | Path) -> dict:
     _write_markdown(out / "tables" / "summary.md", tables.to_markdown(summary, warnings, ratio))
     atomic_write_text(out / "tables" / "curves.csv", evals.to_csv(index=False))
     reports = [read_json(p, "evaluation report")
-               for p in sorted((Path(cfg.run_dir) / "eval").glob("**/*.json"))]
+               for p in sorted((Path(cfg.run_dir) / "eval").glob("**/*.json"))
+               if p.stem in asked["benchmarks"]]
     atomic_write_text(out / "tables" / "benchmarks.md", tables.provenance_table(reports))
     keep = [c for c in train.columns if not c.startswith("time/")]
     atomic_write_text(out / "tables" / "training.csv", train[keep].to_csv(index=False))
@@ -59,7 +61,7 @@ def analyze(cfg: Config, out: str | Path) -> dict:
     plots.clip_fraction(train, figs / "fig2_clip_fraction.png")
     plots.routing_replay(train, evals, figs / "fig3_routing_replay.png")
     plots.volatility(train, figs / "expert_volatility.png")
-    scores = paired.final_problem_scores(cfg.run_dir, arms, seeds)
+    scores = paired.final_problem_scores(cfg.run_dir, arms, seeds, **asked)
     verdicts = claims.claims_table(train, scores, arms, seeds, cfg.model.pretrained)
     diffs = claims.paired_table(train, scores, arms, seeds)
     by_batch = paired.paired_training(train, paired.present_pairs(arms))

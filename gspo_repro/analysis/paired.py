@@ -116,11 +116,14 @@ def improvement(groups: list) -> list[np.ndarray]:
     return [(np.asarray(g) > 0) + 0.5 * (np.asarray(g) == 0) for g in groups]
 
 
-def final_problem_scores(run_dir: str | Path, arms: list[str], seeds: list[int]) -> pd.DataFrame:
+def final_problem_scores(run_dir: str | Path, arms: list[str], seeds: list[int],
+                         steps: list[int] | None = None,
+                         benchmarks: list[str] | None = None) -> pd.DataFrame:
     """One row per (arm, seed, benchmark, problem id): the problem's avg@k at that run's final
     evaluated checkpoint (columns arm, seed, step, benchmark, id, score). The SFT start is arm
-    ``sft``, seed -1, step 0. Reports without per-problem rows add nothing."""
-    reports = list(eval_reports(run_dir, arms, seeds))
+    ``sft``, seed -1, step 0. Reports without per-problem rows add nothing. ``steps``,
+    ``benchmarks``: as :func:`tables.eval_reports`."""
+    reports = list(eval_reports(run_dir, arms, seeds, steps, benchmarks))
     last = {}
     for arm, seed, step, _ in reports:
         last[(arm, seed)] = max(step, last.get((arm, seed), step))

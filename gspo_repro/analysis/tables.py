@@ -63,24 +63,35 @@ def _elo(rep: dict) -> dict:
     return {}
 
 
-def eval_reports(run_dir: str | Path, arms: list[str], seeds: list[int]):
+def eval_reports(run_dir: str | Path, arms: list[str], seeds: list[int],
+                 steps: list[int] | None = None, benchmarks: list[str] | None = None):
     """(arm, seed, step, report) of every evaluation report in the layout above: the SFT
-    start's as ("sft", -1, 0), then each arm's and seed's checkpoints (in path order)."""
+    start's as ("sft", -1, 0), then each arm's and seed's checkpoints (in path order).
+    ``steps`` and ``benchmarks`` (the config's; None: any) keep only what the config asks
+    for: a report another config left in the run directory never enters the tables."""
     root = Path(run_dir) / "eval"
+
+    def wanted(path: Path) -> bool:
+        return benchmarks is None or path.stem in benchmarks
+
     for path in sorted((root / "sft").glob("*.json")):
-        yield "sft", -1, 0, read_json(path, "evaluation report")
+        if wanted(path):
+            yield "sft", -1, 0, read_json(path, "evaluation report")
     for arm in arms:
         for seed in seeds:
             for path in sorted((root / arm / f"seed{seed}").glob("step*/*.json")):
                 m = re.fullmatch(r"step(\d+)", path.parent.name)
-                if m:
+                if m and wanted(path) and (steps is None or int(m.group(1)) in steps):
                     yield arm, seed, int(m.group(1)), read_json(path, "evaluation report")
 
 
-def eval_frame(run_dir: str | Path, arms: list[str], seeds: list[int]) -> pd.DataFrame:
+def eval_frame(run_dir: str | Path, arms: list[str], seeds: list[int],
+               steps: list[int] | None = None,
+               benchmarks: list[str] | None = None) -> pd.DataFrame:
     """One row per (arm, seed, step, benchmark): avg@k, and for ``rated`` an Elo estimate.
-    The SFT checkpoint's evaluation is step 0 of every arm."""
-    reports = list(eval_reports(run_dir, arms, seeds))
+    The SFT checkpoint's evaluation is step 0 of every arm. ``steps``, ``benchmarks``: as
+    :func:`eval_reports`."""
+    reports = list(eval_reports(run_dir, arms, seeds, steps, benchmarks))
     sft = [rep for arm, _, _, rep in reports if arm == "sft"]
     rows = []
     for arm in arms:

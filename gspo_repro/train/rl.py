@@ -811,7 +811,7 @@ class RLRun:
                 bar.update(1)
                 bar.set_postfix(reward=f"{rec['reward_mean']:.3f}",
                                 clip=f"{rec.get('clip_frac', 0):.4f}")
-                if self.step in eval_steps(rl):
+                if self.step in rl.kept_steps():
                     self.export(self.out / "checkpoints" / f"step{self.step}")
                 if rl.checkpoint_every and self.step % rl.checkpoint_every == 0 \
                         and self.step < rl.steps:
@@ -864,14 +864,6 @@ def discard_run(out: Path) -> None:
     # the identity goes last: a discard cut short still reads as a different run
     remove_paths([*(out / n for n in RUN_ARTIFACTS[1:]), *out.glob("rank[0-9]*"),
                   out / IDENTITY])
-
-
-def eval_steps(rl) -> list[int]:
-    """Steps whose HF checkpoints are kept (checkpoints/step{N}): every ``save_every``
-    rollout batches and the last; none when ``save_every`` is 0."""
-    if not rl.save_every:
-        return []
-    return sorted({*range(rl.save_every, rl.steps + 1, rl.save_every), rl.steps})
 
 
 def run_rl(cfg: Config, algo: str, init: str | Path, out: str | Path,

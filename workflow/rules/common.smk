@@ -7,7 +7,6 @@ import sys
 from snakemake.utils import validate
 
 from gspo_repro.config import config_from_dict
-from gspo_repro.train.rl import eval_steps
 
 try:
     CFG = config_from_dict(config)
@@ -21,7 +20,7 @@ ARMS = list(CFG.arms)
 SEEDS = list(CFG.seeds)
 BENCHES = list(CFG.eval.benchmarks)
 EXTERNAL = dict(CFG.evaluate)  # models scored outside training: name -> checkpoint or hub id
-STEPS = eval_steps(CFG.rl) or [CFG.rl.steps]
+STEPS = CFG.rl.evaluated_steps()
 # The sections each stage depends on: a change elsewhere does not rerun it.
 STAGE_KEYS = {"sft": ("seed", "model", "sft"), "rl": ("plugins", "model", "rl"),
               "eval": ("seed", "eval"), "analyze": None}
@@ -56,8 +55,10 @@ def checkpoint_of(wc):
     if wc.ckpt == "sft":
         return f"{RUN}/sft/run.json", f"{RUN}/sft/checkpoint"
     arm, seed, step = wc.ckpt.split("/")
+    if int(step.removeprefix("step")) not in STEPS:  # never another step's checkpoint
+        raise ValueError(f"eval of {wc.ckpt}: the config evaluates steps {STEPS} only")
     run = f"{RUN}/rl/{arm}/{seed}/run.json"
-    if not eval_steps(CFG.rl):  # no intermediate checkpoints kept: the final one
+    if not CFG.rl.kept_steps():  # no intermediate checkpoints kept: the final one
         return run, f"{RUN}/rl/{arm}/{seed}/checkpoint"
     return run, f"{RUN}/rl/{arm}/{seed}/checkpoints/{step}"
 
