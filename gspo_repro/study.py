@@ -149,13 +149,12 @@ def _study(data, source: str) -> Study:
 def select(study: Study, names) -> Study:
     """``study`` with only the cells ``names`` (a part of the study, run or analysed alone);
     a ValueError naming the first unknown cell."""
-    cells = {c.name: c for c in study.cells}
+    cells, names = {c.name: c for c in study.cells}, tuple(dict.fromkeys(names))
     for name in names:
         if name not in cells:
             raise ValueError(f"{study.source}: no cell named {name!r}; cells: "
                              f"{', '.join(cells)}")
-    return dataclasses.replace(study, cells=tuple(cells[n] for n in dict.fromkeys(names)),
-                               only=tuple(dict.fromkeys(names)))
+    return dataclasses.replace(study, cells=tuple(cells[n] for n in names), only=names)
 
 
 def load_study(path: str | Path, base: Config) -> Study:

@@ -49,9 +49,7 @@ def analyze(cfg: Config, out: str | Path) -> dict:
     atomic_write_text(out / "tables" / "summary.csv", summary.to_csv(index=False))
     _write_markdown(out / "tables" / "summary.md", tables.to_markdown(summary, warnings, ratio))
     atomic_write_text(out / "tables" / "curves.csv", evals.to_csv(index=False))
-    reports = [read_json(p, "evaluation report")
-               for p in sorted((Path(cfg.run_dir) / "eval").glob("**/*.json"))
-               if p.stem in asked["benchmarks"]]
+    reports = [rep for *_, rep in tables.eval_reports(cfg.run_dir, arms, seeds, **asked)]
     atomic_write_text(out / "tables" / "benchmarks.md", tables.provenance_table(reports))
     keep = [c for c in train.columns if not c.startswith("time/")]
     atomic_write_text(out / "tables" / "training.csv", train[keep].to_csv(index=False))
