@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from gspo_repro.config import load_config
-from gspo_repro.study import load_study, reuses_workflow, run_dir, study_from_dict
+from gspo_repro.study import cell_config, load_study, reuses_workflow, run_dir, study_from_dict
 from tests.test_workflow import ROOT, snakemake
 
 BASE = load_config(ROOT / "config/config.yaml")
@@ -23,8 +23,14 @@ def test_the_committed_study_has_three_seeds_and_grpo_in_every_cell():
     study = load_study(ROOT / "config/study.yaml", BASE)
     assert len(study.seeds) >= 3
     assert all("grpo" in c.arms for c in study.cells)
-    axes = {c.name for c in study.cells}
-    assert {"base", "on_policy", "stale", "engine", "fine", "long"} <= axes
+    # the axes it keeps: staleness 1 / 4 / 16 minibatches, both MoE profiles, every arm the
+    # issue names (R3 and the mismatch correction at least once)
+    configs = [cell_config(BASE, study, c) for c in study.cells]
+    assert {c.rl.minibatches for c in configs} == {1, 4, 16}
+    assert {c.rl.vllm_dtype for c in configs} == {"", "bfloat16"}  # a train/inference gap
+    assert {c.profile for c in study.cells} == {"default", "fine"}
+    assert {"grpo", "grpo_rr", "grpo_r3", "gspo", "grpo_tis"} <= {
+        a for c in study.cells for a in c.arms}
 
 
 @pytest.mark.parametrize("data,named", [
@@ -49,8 +55,6 @@ def test_a_broken_study_file_is_refused_naming_the_field(data, named):
 
 
 def test_cell_configs_apply_their_overrides_and_only_them():
-    from gspo_repro.study import cell_config
-
     study = study_from_dict(_study(
         plain={"arms": ["grpo", "gspo"]},
         stale={"arms": ["grpo", "gspo"], "set": {"rl.minibatches": 16}},
@@ -71,16 +75,27 @@ def test_cell_configs_apply_their_overrides_and_only_them():
                                     "algo_set": {"old_logprobs": "engine"}}), BASE)
 
 
-def test_the_study_dag_plans_every_cell_arm_and_seed(tmp_path):
-    study = load_study(ROOT / "config/study.yaml", BASE)
-    r = snakemake("-n", "study", "--config", f"run_dir={tmp_path}/run")
+@pytest.mark.parametrize("committed", [True, False])
+def test_the_study_dag_plans_every_cell_arm_and_seed(tmp_path, committed):
+    """The committed study, and one whose plain cell is the workflow's own config: that
+    cell's arms the workflow trains are planned once, by the workflow's rl rule."""
+    path = ROOT / "config/study.yaml"
+    if not committed:
+        path = tmp_path / "study.yaml"
+        path.write_text(yaml.safe_dump(_study(
+            plain={"arms": ["grpo", "grpo_tis"]},
+            stale={"arms": ["grpo", "gspo"], "set": {"rl.minibatches": 16}})))
+    study = load_study(path, BASE)
+    r = snakemake("-n", "study", "--config", f"run_dir={tmp_path}/run", f"study={path}")
     assert r.returncode == 0, r.stderr + r.stdout
     planned = set(re.findall(r"wildcards: cell=(\w+), arm=(\w+), seed=(\d+)", r.stdout))
     reused = set(re.findall(r"wildcards: arm=(\w+), seed=(\d+)", r.stdout))
     want = {(c.name, a, str(s)) for c in study.cells for a in c.arms for s in study.seeds}
-    own = {(c, a, s) for c, a, s in want if c == "base" and a in BASE.arms}
+    cells = {c.name: c for c in study.cells}
+    own = {(c, a, s) for c, a, s in want if reuses_workflow(BASE, study, cells[c], a)}
     assert planned == want - own
     assert {(a, s) for _, a, s in own} <= reused  # trained once, by the workflow's rl rule
+    assert committed or {a for _, a, _ in own} == {"grpo"}  # grpo_tis is no workflow arm
     for cell in study.cells:
         assert len({s for c, _, s in want if c == cell.name}) >= 3
     profiles = set(re.findall(r"profiles/(\w+)/run.json", r.stdout))
@@ -154,8 +169,6 @@ def test_difficulty_sets_the_chain_length_of_every_family():
     assert all(16 <= t.difficulty <= 24 for t in tasks)
     with pytest.raises(ValueError, match="rl.difficulty"):
         load_config(overrides={"rl.difficulty": [5, 2]})
-    assert yaml.safe_load((ROOT / "config/study.yaml").read_text())["profiles"]["long"][
-        "sft.difficulty"] == [16, 24]
 
 
 def test_a_changed_cell_rewrites_its_config_so_its_runs_retrain(tmp_path):
