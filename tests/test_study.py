@@ -121,7 +121,8 @@ def test_analysis_of_constructed_runs_gives_win_tie_and_collapse(tmp_path):
     base = load_config(overrides={"run_dir": str(tmp_path / "run")})
     study = study_from_dict(_study(
         win={"arms": ["grpo", "gspo"], "set": {"rl.minibatches": 2}},
-        tie={"arms": ["grpo", "gspo"], "set": {"rl.minibatches": 8}},
+        tie={"arms": ["grpo", "gspo"], "set": {"rl.minibatches": 8,
+                                               "rl.vllm_dtype": "bfloat16"}},
         crash={"arms": ["grpo", "gspo"]}), base)
     rng = np.random.default_rng(0)
     steps = 24
@@ -152,8 +153,10 @@ def test_analysis_of_constructed_runs_gives_win_tie_and_collapse(tmp_path):
     assert table.loc["tie", "lo"] < 0 < table.loc["tie", "hi"]
     assert table.loc["win", "volatility"] == pytest.approx(0.1)
     assert table.loc["win", "minibatches"] == 2 and table.loc["tie", "minibatches"] == 8
+    assert table.loc["tie", "engine_dtype"] == "bfloat16"
+    assert table.loc["win", "engine_dtype"] == "auto"
     md = (out / "study.md").read_text()
-    assert "| win |" in md and "collapses at batch t" in md
+    assert "| win |" in md and "collapses at batch t" in md and "| 8 | bfloat16 |" in md
     assert (out / "regime_map.png").stat().st_size > 0
     assert verify(out) == []
     manifest = json.loads((out / "manifest.json").read_text())

@@ -78,6 +78,7 @@ def cell_rows(base: Config, study: Study, train: pd.DataFrame) -> pd.DataFrame:
                 "comparison": f"{arm} - {BASELINE}",
                 "minibatches": cfg.rl.minibatches,
                 "old_logprobs": cfg.rl.algorithms[arm].old_logprobs,
+                "engine_dtype": cfg.rl.vllm_dtype or "auto",
                 "experts": f"{cfg.model.num_experts_per_tok}/{cfg.model.num_experts}"
                            f" x {cfg.model.num_hidden_layers}",
                 "response_len": float(t[t["arm"] == BASELINE]["response_len_mean"].mean())
@@ -111,16 +112,18 @@ def to_markdown(table: pd.DataFrame, study: Study) -> str:
         f"(also with fewer than {claims.MIN_SEEDS} seeds). Reward differences in points "
         "(reward in [0, 1] x 100).",
         f"Collapse: {claims.COLLAPSE_TEXT}.",
+        "Engine dtype: rl.vllm_dtype; auto is float32 on CPU (log-probs exact to ~1e-6), "
+        "bfloat16 on CUDA.",
         "",
-        "| cell | profile | experts (active/all x layers) | minibatches | old log-probs | "
-        "response tokens | volatility per batch (grpo) | engine gap (grpo) | comparison | "
-        "reward diff [95% CI] | verdict | collapsed (arm, grpo) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| cell | profile | experts (active/all x layers) | minibatches | engine dtype | "
+        "old log-probs | response tokens | volatility per batch (grpo) | engine gap (grpo) | "
+        "comparison | reward diff [95% CI] | verdict | collapsed (arm, grpo) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table.to_dict("records"):
         lines.append(
             f"| {r['cell']} | {r['profile']} | {r['experts']} | {r['minibatches']} | "
-            f"{r['old_logprobs']} | {r['response_len']:.0f} | "
+            f"{r['engine_dtype']} | {r['old_logprobs']} | {r['response_len']:.0f} | "
             f"{_pct(r['volatility'], r['volatility_lo'], r['volatility_hi'])} | "
             f"{r['engine_gap_mean']:.2g} | {r['comparison']} | "
             f"{_pct(r['reward_auc_diff'], r['lo'], r['hi'], ' pts')} | {r['verdict']} | "
@@ -144,8 +147,9 @@ def regime_map(table: pd.DataFrame, path: Path):
                              sharey=True, squeeze=False)
     labels = {}
     for r in table.to_dict("records"):
+        engine = "" if r["engine_dtype"] == "auto" else f", engine {r['engine_dtype']}"
         labels[r["cell"]] = (f"{r['cell']} (mb {r['minibatches']}, vol "
-                             f"{_pct(r['volatility'])}, {r['experts']})")
+                             f"{_pct(r['volatility'])}, {r['experts']}{engine})")
     y = {c: i for i, c in enumerate(cells)}
     for ax, comp in zip(axes[0], comps, strict=False):
         g = table[table["comparison"] == comp]
