@@ -52,3 +52,22 @@ def test_the_manifest_records_the_cpu_and_its_instruction_sets(tmp_path):
     (tmp_path / "a.txt").write_text("x")
     written = json.loads(write_manifest(tmp_path, {"seeds": [0]}).read_text())
     assert written["machine"]["isa"] == m["isa"]
+
+
+def test_atomic_writes_get_a_plain_files_mode_and_keep_the_old_file_on_failure(tmp_path):
+    """Results are shared (a cluster's project space, a laptop's other users): mkstemp's
+    0600 would hide every table the analysis writes from everyone else."""
+    import os
+
+    from gspo_repro.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "t.md", "first\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "t.md").stat().st_mode & 0o777 == 0o644
+    with pytest.raises(TypeError):
+        atomic_write_text(tmp_path / "t.md", None)  # fails mid-write
+    assert (tmp_path / "t.md").read_text() == "first\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.md"]  # no temporary left behind
