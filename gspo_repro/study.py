@@ -82,7 +82,7 @@ def study_from_dict(data: dict, base: Config, source: str = "study") -> Study:
     """A Study from a parsed study file, every cell's config built (and so checked) against
     ``base``; a ValueError naming the file and the field otherwise."""
     try:
-        study = _study(data, source)
+        study = _study(data, source, f"{base.results_dir}/study")
         for cell in study.cells:
             cell_config(base, study, cell)
         return study
@@ -90,7 +90,7 @@ def study_from_dict(data: dict, base: Config, source: str = "study") -> Study:
         raise ValueError(f"{source}: {e}") from None
 
 
-def _study(data, source: str) -> Study:
+def _study(data, source: str, results_dir: str) -> Study:
     if not isinstance(data, dict):
         raise ValueError(f"must be a mapping, got {type(data).__name__}")
     unknown = sorted(set(data) - {"seeds", "cells", "profiles", "results_dir"})
@@ -143,7 +143,7 @@ def _study(data, source: str) -> Study:
                           set=_check_keys(f"{where}.set", raw.get("set") or {}, CELL_SECTIONS),
                           algo_set=dict(algo_set), question=str(raw.get("question", ""))))
     return Study(seeds=tuple(seeds), cells=tuple(cells), profiles=profiles,
-                 results_dir=str(data.get("results_dir", "results/study")), source=source)
+                 results_dir=str(data.get("results_dir", results_dir)), source=source)
 
 
 def select(study: Study, names) -> Study:

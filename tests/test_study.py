@@ -85,14 +85,18 @@ def test_the_study_dag_plans_every_cell_arm_and_seed(tmp_path, committed):
         path.write_text(yaml.safe_dump(_study(
             plain={"arms": ["grpo", "grpo_tis"]},
             stale={"arms": ["grpo", "gspo"], "set": {"rl.minibatches": 16}})))
-    study = load_study(path, BASE)
-    r = snakemake("-n", "study", "--config", f"run_dir={tmp_path}/run", f"study={path}")
+    base = load_config(ROOT / "config/config.yaml",
+                       overrides={"results_dir": str(tmp_path / "res")})
+    study = load_study(path, base)
+    assert study.results_dir == f"{tmp_path}/res/study"  # the config's results, not results/
+    r = snakemake("-n", "study", "--config", f"run_dir={tmp_path}/run", f"study={path}",
+                  f"results_dir={tmp_path}/res")
     assert r.returncode == 0, r.stderr + r.stdout
     planned = set(re.findall(r"wildcards: cell=(\w+), arm=(\w+), seed=(\d+)", r.stdout))
     reused = set(re.findall(r"wildcards: arm=(\w+), seed=(\d+)", r.stdout))
     want = {(c.name, a, str(s)) for c in study.cells for a in c.arms for s in study.seeds}
     cells = {c.name: c for c in study.cells}
-    own = {(c, a, s) for c, a, s in want if reuses_workflow(BASE, study, cells[c], a)}
+    own = {(c, a, s) for c, a, s in want if reuses_workflow(base, study, cells[c], a)}
     assert planned == want - own
     assert {(a, s) for _, a, s in own} <= reused  # trained once, by the workflow's rl rule
     assert committed or {a for _, a, _ in own} == {"grpo"}  # grpo_tis is no workflow arm
@@ -101,6 +105,7 @@ def test_the_study_dag_plans_every_cell_arm_and_seed(tmp_path, committed):
     profiles = set(re.findall(r"profiles/(\w+)/run.json", r.stdout))
     assert profiles == {c.profile for c in study.cells} - {"default"}
     assert "rule study_analyze:" in r.stdout and not (tmp_path / "run").exists()
+    assert f"{tmp_path}/res/study/manifest.json" in r.stdout
 
 
 def _write_run(path, rewards, flops=1e9):
