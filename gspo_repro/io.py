@@ -11,16 +11,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory; the file
-    gets the mode a plain ``open`` would (0666 less the umask), not mkstemp's 0600."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _plain_mode(mode: int) -> int:
+    """``mode`` less the process's umask: what ``open`` (0666) or ``mkdir`` (0777) would
+    give, where tempfile's mkstemp and mkdtemp give 0600 and 0700 (hidden from the other
+    users of a shared project space)."""
     umask = os.umask(0)
     os.umask(umask)
+    return mode & ~umask
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory; the file
+    gets a plain ``open``'s mode (:func:`_plain_mode`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        os.fchmod(fd, 0o666 & ~umask)
+        os.fchmod(fd, _plain_mode(0o666))
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -57,11 +64,13 @@ def atomic_write_yaml(path: str | Path, obj) -> None:
 
 
 def atomic_dir(path: str | Path, fill: Callable[[Path], None]) -> None:
-    """Build a directory with ``fill(tmp_dir)`` next to ``path``, then swap it in."""
+    """Build a directory with ``fill(tmp_dir)`` next to ``path``, then swap it in; the
+    directory gets a plain ``mkdir``'s mode (:func:`_plain_mode`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
+        tmp.chmod(_plain_mode(0o777))
         fill(tmp)
         old = path.with_name(f".{path.name}.old")
         if path.exists():

@@ -56,17 +56,21 @@ def test_the_manifest_records_the_cpu_and_its_instruction_sets(tmp_path):
 
 def test_atomic_writes_get_a_plain_files_mode_and_keep_the_old_file_on_failure(tmp_path):
     """Results are shared (a cluster's project space, a laptop's other users): mkstemp's
-    0600 would hide every table the analysis writes from everyone else."""
+    0600 (and mkdtemp's 0700, for checkpoints) would hide them from everyone else."""
     import os
 
-    from gspo_repro.io import atomic_write_text
+    from gspo_repro.io import atomic_dir, atomic_write_text
 
     old = os.umask(0o022)
     try:
         atomic_write_text(tmp_path / "t.md", "first\n")
+        atomic_dir(tmp_path / "ckpt", lambda d: (d / "w").write_text("x"))
     finally:
         os.umask(old)
     assert (tmp_path / "t.md").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "ckpt").stat().st_mode & 0o777 == 0o755
+    (tmp_path / "ckpt" / "w").unlink()
+    (tmp_path / "ckpt").rmdir()
     with pytest.raises(TypeError):
         atomic_write_text(tmp_path / "t.md", None)  # fails mid-write
     assert (tmp_path / "t.md").read_text() == "first\n"
